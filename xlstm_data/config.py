@@ -1,0 +1,313 @@
+"""Config dataclasses: one per source kind, all sharing the pipeline fields of `DataConfig`.
+
+Configs are keyword-only, validated when built (a wrong value fails at start-up with the field
+and the fix, not deep inside a worker process) and loadable from YAML, where
+`data_config_type` selects the class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T", bound="DataConfig")
+
+CONFIG_TYPES: dict[str, type[DataConfig]] = {}
+
+
+@dataclasses.dataclass(kw_only=True)
+class DataConfig:
+    """Fields every source shares: batch shape, order, tokenization, packing, workers, epochs."""
+
+    type_names: ClassVar[tuple[str, ...]] = ()
+
+    global_batch_size: int
+    """Rows per global batch, over all hosts."""
+    max_target_length: int
+    """Tokens per row."""
+    shuffle_data: bool = False
+    """Shuffle records (a new order every epoch). Usually True for training."""
+    data_shuffle_seed: int = 42
+    """Seed of the shuffle and of everything else random in the pipeline."""
+    name: str | None = None
+    """Name for logs and mixtures."""
+    data_config_type: str | None = None
+    """Selects the config class when loading YAML; filled in automatically."""
+    data_column: str = "text"
+    """Column (HF) or field holding the text / tokens."""
+    split: str = "train"
+    """Split to read: a sub-folder of `data_path`, or an HF split."""
+    tokenize_data: bool = True
+    """False when records already hold int32 token arrays."""
+    tokenizer_path: str | None = None
+    """sentencepiece `.model`, HF `tokenizer.json`, HF tokenizer folder, or HF hub name."""
+    add_bos: bool = False
+    """Prepend the tokenizer's BOS token to every document."""
+    add_eos: bool = False
+    """Append the tokenizer's EOS token to every document."""
+    add_eod: bool = True
+    """Append the end-of-document token (see `eod_token_id`) to every document."""
+    eod_token_id: int | None = None
+    """End-of-document id; defaults to the tokenizer's EOS id."""
+    vocab_size: int | None = None
+    """Checks pre-tokenized data (ids must lie below it); defaults to the tokenizer's."""
+    truncate_documents: bool = False
+    """Cut documents at max_target_length instead of splitting them into several rows."""
+    grain_packing: bool = False
+    """Pack several documents into each row (segment ids and positions mark them)."""
+    grain_packing_bin_count: int | None = None
+    """Rows packed together in one window; more rows, less padding. Default: the larger of
+    the local batch size and 64."""
+    shift_target: Literal["inputs", "targets", "none"] = "inputs"
+    """"inputs": inputs are the targets shifted right (first input is EOD). "targets": targets
+    are the inputs shifted left (the last target of each row is masked). "none": inputs and
+    targets are the same tokens (the model shifts)."""
+    worker_count: int = 1
+    """Grain worker processes per host; 0 runs the pipeline in threads of the main process."""
+    worker_buffer_size: int = 1
+    """Batches each worker (or the prefetch thread) keeps ready."""
+    read_block_size: int = 512
+    """Records read, tokenized and packed together; larger blocks mean fewer Python calls."""
+    drop_remainder: bool = True
+    """True: drop the last incomplete batch. False: pad it with fully masked rows."""
+    max_steps_per_epoch: int | None = None
+    """Cap an epoch at this many global batches' worth of records."""
+    num_epochs: int | None = None
+    """Passes over the data; None repeats forever (training)."""
+    batch_rampup_factors: dict[int, float] | None = None
+    """{step: factor}: from `step` on, the global batch is `factor * global_batch_size`."""
+    invalid_records: Literal["raise", "skip"] = "raise"
+    """What to do with a record that cannot be read (bad UTF-8, wrong kind): raise an error
+    naming it, or skip it and count it in the iterator's statistics."""
+    hf_access_token: str | None = None
+    """Token for private HF hub repositories (tokenizers and datasets)."""
+    hf_cache_dir: str | None = None
+    """Cache folder for HF downloads."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for type_name in cls.__dict__.get("type_names", ()):
+            CONFIG_TYPES[type_name] = cls
+
+    def __post_init__(self) -> None:
+        if self.type_names:
+            if self.data_config_type is None:
+                self.data_config_type = self.type_names[0]
+            elif self.data_config_type not in self.type_names:
+                _fail("data_config_type", f"is {self.data_config_type!r} but {type(self).__name__} "
+                      f"takes one of {list(self.type_names)}")
+        _check_types(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field and the fix for every inconsistent value."""
+        _require(self, "global_batch_size", self.global_batch_size >= 1, "must be at least 1")
+        _require(self, "max_target_length", self.max_target_length >= 2,
+                 "must be at least 2 (a row needs one input and one target token)")
+        _require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
+        _require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
+        _require(self, "read_block_size", self.read_block_size >= 1, "must be at least 1")
+        for field in ("grain_packing_bin_count", "max_steps_per_epoch", "num_epochs"):
+            value = getattr(self, field)
+            _require(self, field, value is None or value >= 1, "must be None or at least 1")
+        if self.eod_token_id is not None:
+            _require(self, "eod_token_id", self.eod_token_id >= 0, "must be a token id (>= 0)")
+        if self.tokenize_data and self.tokenizer_path is None and self.needs_tokenizer:
+            _fail("tokenizer_path", "is required when tokenize_data=True; set it to a "
+                  "sentencepiece .model, an HF tokenizer.json or an HF tokenizer folder")
+        if self.batch_rampup_factors:
+            for step, factor in self.batch_rampup_factors.items():
+                _require(self, "batch_rampup_factors", int(step) >= 0 and factor > 0,
+                         f"needs steps >= 0 and factors > 0, got {step}: {factor}")
+                rows = factor * self.global_batch_size
+                _require(self, "batch_rampup_factors", math.isclose(rows, round(rows)),
+                         f"factor {factor} at step {step} gives {rows} rows, not a whole number")
+
+    @property
+    def needs_tokenizer(self) -> bool:
+        """Whether this source reads text that the pipeline must tokenize."""
+        return True
+
+    def open_source(self):
+        """The Grain `RandomAccessDataSource` of this config's records."""
+        raise TypeError(f"{type(self).__name__} does not name a data source; use a subclass.")
+
+    def describe_source(self) -> str:
+        """Short description for logs and fingerprints."""
+        return type(self).__name__
+
+    @classmethod
+    def create_train_eval_configs(cls: type[T], train_kwargs: dict | None = None,
+                                  eval_kwargs: dict | None = None, **kwargs: Any) -> tuple[T, T]:
+        """A training and an evaluation config that share `kwargs`.
+
+        Training defaults to shuffled, dropping the remainder, split "train"; evaluation to
+        unshuffled, padding the remainder, split "validation".
+        """
+        train = {"shuffle_data": True, "drop_remainder": True, "split": "train",
+                 **kwargs, **(train_kwargs or {})}
+        evaluation = {"shuffle_data": False, "drop_remainder": False, "split": "validation",
+                      **kwargs, **(eval_kwargs or {})}
+        return cls(**train), cls(**evaluation)
+
+
+@dataclasses.dataclass(kw_only=True)
+class GrainArrayRecordsDataConfig(DataConfig):
+    """ArrayRecord shards in `data_path/split/*.arecord`: UTF-8 text or int32 token arrays."""
+
+    type_names: ClassVar[tuple[str, ...]] = ("grain_arrayrecord", "arrayrecord")
+
+    data_path: Path
+    """Folder holding one sub-folder of shards per split."""
+    file_extension: str = ".arecord"
+    """Ending of the shard files."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.data_path = Path(self.data_path).expanduser()
+        _require(self, "data_path", self.data_path.is_dir(),
+                 f"{str(self.data_path)!r} is not a folder; point it at the folder that holds "
+                 "the split sub-folders")
+
+    @property
+    def split_path(self) -> Path:
+        return self.data_path / self.split
+
+    def open_source(self):
+        from xlstm_data.sources.array_record import load_array_record_dataset
+
+        return load_array_record_dataset(self.split_path, self.file_extension)
+
+    def describe_source(self) -> str:
+        return f"arrayrecord:{self.split_path.resolve()}"
+
+
+ArrayRecordDataConfig = GrainArrayRecordsDataConfig
+
+
+@dataclasses.dataclass(kw_only=True)
+class HFHubDataConfig(DataConfig):
+    """An HF dataset: a hub name, local data files, a data folder or a `save_to_disk` folder."""
+
+    type_names: ClassVar[tuple[str, ...]] = ("huggingface", "huggingface_hub", "huggingface_local")
+
+    hf_path: str
+    """Hub name, builder name (json/csv/parquet/text with `hf_data_files`), or local path."""
+    hf_data_dir: str | None = None
+    """Sub-folder of the dataset repository to read."""
+    hf_data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    """Data files (globs allowed) for the json/csv/parquet/text builders."""
+    hf_name: str | None = None
+    """Dataset configuration name on the hub."""
+    hf_num_data_processes: int | None = None
+    """Processes for preparing the Arrow cache."""
+    hf_trust_remote_code: bool = False
+    """Allow dataset scripts from the hub to run; never set it for data you do not trust."""
+
+    def validate(self) -> None:
+        super().validate()
+        local = Path(str(self.hf_path)).expanduser()
+        if str(self.hf_path).startswith((".", "/", "~")):
+            _require(self, "hf_path", local.exists(),
+                     f"{str(local)!r} does not exist; give an existing local path or a hub name")
+
+    def open_source(self):
+        from xlstm_data.sources.huggingface import load_huggingface_dataset
+
+        return load_huggingface_dataset(self)
+
+    def describe_source(self) -> str:
+        return f"huggingface:{self.hf_path}:{self.hf_data_files}:{self.split}:{self.data_column}"
+
+
+def _fail(field: str, message: str) -> typing.NoReturn:
+    raise ValueError(f"Invalid data config: {field} {message}.")
+
+
+def _require(config: DataConfig, field: str, condition: bool, message: str) -> None:
+    if not condition:
+        _fail(field, f"= {getattr(config, field)!r} {message}")
+
+
+def _check_types(config: DataConfig) -> None:
+    """Rejects values of the wrong kind (a YAML string where a number belongs, say)."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not _matches(value, hints[field.name]):
+            _fail(field.name, f"= {value!r} has type {type(value).__name__}, expected "
+                  f"{hints[field.name]}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is Path:
+        return isinstance(value, str | os.PathLike)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (dict, list):
+        return isinstance(value, origin)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def config_from_dict(values: dict[str, Any], *, where: str = "config") -> DataConfig:
+    """Builds the config class named by `data_config_type`, rejecting unknown keys."""
+    values = dict(values)
+    type_name = values.get("data_config_type")
+    if type_name not in CONFIG_TYPES:
+        raise ValueError(f"{where}: data_config_type {type_name!r} is unknown; use one of "
+                         f"{sorted(CONFIG_TYPES)}.")
+    cls = CONFIG_TYPES[type_name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; remove them or "
+                         f"use one of {sorted(known)}.")
+    if values.get("batch_rampup_factors"):
+        values["batch_rampup_factors"] = {int(k): v for k, v in values["batch_rampup_factors"].items()}
+    try:
+        return cls(**values)
+    except TypeError as error:  # a required field is missing
+        raise ValueError(f"{where}: {error}") from error
+
+
+def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float] | None]:
+    """Configs and mixture weights from a YAML file.
+
+    A file is either one config (a mapping with `data_config_type`) or a mixture:
+    `defaults:` (keys shared by all) and `datasets:` (a list of configs, each with a `weight`).
+    """
+    path = Path(path)
+    document = yaml.safe_load(path.read_text())
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level.")
+    if "datasets" not in document:
+        return [config_from_dict(document, where=str(path))], None
+    unknown = sorted(set(document) - {"defaults", "datasets"})
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; a mixture file has "
+                         "'defaults' and 'datasets'.")
+    defaults = document.get("defaults") or {}
+    configs, weights = [], []
+    for i, entry in enumerate(document["datasets"]):
+        entry = {**defaults, **entry}
+        weights.append(float(entry.pop("weight", 1.0)))
+        configs.append(config_from_dict(entry, where=f"{path}: datasets[{i}]"))
+    return configs, weights

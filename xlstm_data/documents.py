@@ -1,0 +1,95 @@
+"""A block of documents as two flat arrays, the unit every transform works on.
+
+Moving whole blocks instead of single documents keeps per-document Python overhead off the hot
+path: a transform touches a block with a handful of numpy calls, whatever its size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+
+TOKEN_DTYPE = np.int32
+
+
+@dataclasses.dataclass
+class Documents:
+    """Ragged documents: `tokens` holds them back to back, `lengths[i]` is the size of document i.
+
+    `counts` travels with the block so that what a stage drops or pads (empty records,
+    truncated tokens, padding records) reaches the iterator and the logs, whatever the number
+    of worker processes.
+    """
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    counts: Counter = dataclasses.field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.tokens = np.asarray(self.tokens, dtype=TOKEN_DTYPE)
+        self.lengths = np.asarray(self.lengths, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Offset of each document in `tokens`."""
+        return np.cumsum(self.lengths) - self.lengths
+
+    def take(self, begin: int, end: int) -> Documents:
+        """Documents [begin, end) as a new block (counts stay with the original)."""
+        starts = self.starts
+        token_begin = int(starts[begin]) if begin < len(self) else len(self.tokens)
+        token_end = int(starts[end]) if end < len(self) else len(self.tokens)
+        return Documents(self.tokens[token_begin:token_end], self.lengths[begin:end])
+
+    @staticmethod
+    def from_lists(documents: list[list[int]] | list[np.ndarray]) -> Documents:
+        lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
+        if len(documents) == 0:
+            return Documents(np.zeros(0, TOKEN_DTYPE), lengths)
+        if isinstance(documents[0], np.ndarray):
+            return Documents(np.concatenate(documents).astype(TOKEN_DTYPE, copy=False), lengths)
+        flat = np.fromiter(
+            (t for d in documents for t in d), dtype=TOKEN_DTYPE, count=int(lengths.sum())
+        )
+        return Documents(flat, lengths)
+
+    @staticmethod
+    def concatenate(blocks: list[Documents]) -> Documents:
+        counts: Counter = Counter()
+        for block in blocks:
+            counts.update(block.counts)
+        if not blocks:
+            return Documents(np.zeros(0, TOKEN_DTYPE), np.zeros(0, np.int64), counts)
+        return Documents(
+            np.concatenate([b.tokens for b in blocks]),
+            np.concatenate([b.lengths for b in blocks]),
+            counts,
+        )
+
+
+def ranges_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of `arange(s, s + n)` for each (s, n), computed without a Python loop."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    nonzero = lengths > 0
+    starts = np.asarray(starts, dtype=np.int64)[nonzero]
+    lengths = lengths[nonzero]
+    # Each run continues from the previous one except at run boundaries, where it jumps.
+    steps = np.ones(total, dtype=np.int64)
+    run_begins = np.cumsum(lengths) - lengths
+    steps[0] = starts[0]
+    steps[run_begins[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps)
+
+
+def positions_within(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, …, n-1 for each length n, concatenated."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return ranges_index(np.zeros_like(lengths), lengths)

@@ -1,0 +1,107 @@
+"""Which records a host reads, in which order, epoch after epoch.
+
+An epoch is a sequence of `records_per_epoch` positions, a whole number of global batches: the
+source padded up (`drop_remainder=False`) or cut down (`drop_remainder=True`,
+`max_steps_per_epoch`). Position p of epoch e holds record `perm_e(p)` when shuffled (a fresh
+permutation of all records each epoch, so a cut drops different records each time) and record p
+otherwise; positions past the real records are padding.
+
+Global batch b covers positions [b*G, (b+1)*G); host h of H reads the contiguous slice
+[b*G + h*G/H, b*G + (h+1)*G/H) of it. Before packing, global batch b is therefore the same on
+any number of hosts, and the hosts together read every position exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+
+import grain
+import numpy as np
+
+from xlstm_data.permutation import RandomPermutation
+
+LOGGER = logging.getLogger(__name__)
+
+
+def records_per_epoch(num_records: int, *, global_batch_size: int, drop_remainder: bool,
+                      max_steps_per_epoch: int | None, name: str = "dataset") -> int:
+    """Positions per epoch: a multiple of the global batch size, logged when it differs."""
+    if drop_remainder:
+        length = num_records // global_batch_size * global_batch_size
+        if length == 0:
+            raise ValueError(
+                f"{name} has {num_records} records, fewer than one global batch "
+                f"({global_batch_size}), and drop_remainder=True leaves nothing: set "
+                "drop_remainder=False or lower global_batch_size."
+            )
+        if length < num_records:
+            LOGGER.info("%s: %d records per epoch are left out (drop_remainder=True); shuffled "
+                        "epochs leave out different ones.", name, num_records - length)
+    else:
+        length = math.ceil(num_records / global_batch_size) * global_batch_size
+        if length > num_records:
+            LOGGER.info("%s: padding %d records to %d with fully masked rows.", name,
+                        num_records, length)
+    if max_steps_per_epoch is not None and max_steps_per_epoch * global_batch_size < length:
+        length = max_steps_per_epoch * global_batch_size
+        LOGGER.info("%s: epoch capped at %d records (max_steps_per_epoch=%d).", name, length,
+                    max_steps_per_epoch)
+    return length
+
+
+class EpochBlocks(grain.MapDataset):
+    """Element i: the record keys of this host's i-th read block (blocks never span epochs).
+
+    Keys ≥ `num_records` are padding. The length is infinite (`sys.maxsize`) when
+    `num_epochs` is None.
+    """
+
+    def __init__(self, *, num_records: int, records_per_epoch: int, global_batch_size: int,
+                 host_index: int, host_count: int, block_size: int, shuffle: bool, seed: int,
+                 num_epochs: int | None):
+        super().__init__()
+        self.num_records = num_records
+        self.records_per_epoch = records_per_epoch
+        self.global_batch_size = global_batch_size
+        self.host_index = host_index
+        self.host_count = host_count
+        self.block_size = block_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_epochs = num_epochs
+        self.local_batch_size = global_batch_size // host_count
+        self.local_records_per_epoch = records_per_epoch // host_count
+        self.blocks_per_epoch = math.ceil(self.local_records_per_epoch / block_size)
+        self._permutation: tuple[int, RandomPermutation] | None = None
+
+    def __len__(self) -> int:
+        if self.num_epochs is None:
+            return sys.maxsize
+        return self.blocks_per_epoch * self.num_epochs
+
+    def _permute(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        if self._permutation is None or self._permutation[0] != epoch:
+            self._permutation = (epoch, RandomPermutation(self.num_records, (self.seed, epoch)))
+        real = positions < self.num_records
+        keys = positions.copy()
+        keys[real] = self._permutation[1](positions[real])
+        return keys
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        if index >= len(self):
+            raise IndexError(f"block {index} is past the end ({len(self)} blocks)")
+        epoch, block = divmod(int(index), self.blocks_per_epoch)
+        begin = block * self.block_size
+        local = np.arange(begin, min(begin + self.block_size, self.local_records_per_epoch))
+        batch, row = np.divmod(local, self.local_batch_size)
+        positions = batch * self.global_batch_size + self.host_index * self.local_batch_size + row
+        return self._permute(epoch, positions) if self.shuffle else positions
+
+    def __str__(self) -> str:
+        return (f"EpochBlocks(host {self.host_index}/{self.host_count}, "
+                f"{self.local_records_per_epoch} records per epoch, blocks of {self.block_size}, "
+                f"shuffle={self.shuffle}, seed={self.seed}, epochs={self.num_epochs})")

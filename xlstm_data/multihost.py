@@ -1,0 +1,173 @@
+"""Local batches → global `jax.Array`s on the mesh, with equal step counts on every host."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from xlstm_data.batch import LLMBatch
+from xlstm_data.rampup import BatchSchedule
+from xlstm_data.transforms.shift import BATCH_FIELDS
+
+LOGGER = logging.getLogger(__name__)
+
+# Mesh axes that split the batch, when the caller does not name them.
+DATA_AXIS_NAMES = ("data", "dp", "fsdp", "replica", "batch")
+
+
+def data_axes(mesh: Mesh, names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The mesh axes the batch dimension is sharded over."""
+    if names is not None:
+        unknown = [n for n in names if n not in mesh.axis_names]
+        if unknown:
+            raise ValueError(f"data_axis_names {unknown} are not axes of the mesh "
+                             f"{mesh.axis_names}.")
+        return tuple(names)
+    axes = tuple(n for n in mesh.axis_names if n in DATA_AXIS_NAMES)
+    if not axes:
+        raise ValueError(f"None of the mesh axes {mesh.axis_names} is a known data axis "
+                         f"{DATA_AXIS_NAMES}; pass data_axis_names=... to make_grain_iterator.")
+    return axes
+
+
+def host_rows(sharding: NamedSharding, global_shape: tuple[int, int]) -> tuple[int, int]:
+    """[begin, end) of the global rows held by this process's devices."""
+    slices = sharding.addressable_devices_indices_map(global_shape).values()
+    begins = [s[0].start or 0 for s in slices]
+    ends = [global_shape[0] if s[0].stop is None else s[0].stop for s in slices]
+    return min(begins), max(ends)
+
+
+class MultiHostDataLoadIterator:
+    """Iterator of `LLMBatch`es of global `jax.Array`s, sharded over the mesh's data axes.
+
+    Each host feeds the rows of its devices from its own Grain pipeline. When a finite epoch
+    can give hosts different numbers of batches (packing, chunking), the hosts agree on every
+    step: with `drop_remainder=False` a host that has run out sends fully masked batches until
+    all have; with `drop_remainder=True` all stop when the first one runs out.
+    """
+
+    def __init__(self, dataset: grain.IterDataset, global_mesh: Mesh, *, schedule: BatchSchedule,
+                 max_target_length: int, data_axis_names: Sequence[str], host_index: int,
+                 host_count: int, sync_end: bool, drop_remainder: bool,
+                 steps_per_epoch: int | None, reset_after_epoch: bool = False):
+        self.dataset = dataset
+        self.global_mesh = global_mesh
+        self.schedule = schedule
+        self.max_target_length = max_target_length
+        self.sharding = NamedSharding(global_mesh, PartitionSpec(tuple(data_axis_names)))
+        self.host_index = host_index
+        self.host_count = host_count
+        self.sync_end = sync_end
+        self.drop_remainder = drop_remainder
+        self.steps_per_epoch = steps_per_epoch
+        self.reset_after_epoch = reset_after_epoch
+        self.counts: Counter = Counter()
+        """What the pipeline has read, packed, padded and dropped on this host so far."""
+        self.step = 0
+        self._check_host_rows()
+        self._iterator = iter(dataset)
+
+    def _check_host_rows(self) -> None:
+        shape = (self.schedule.global_batch_size, self.max_target_length)
+        begin, end = host_rows(self.sharding, shape)
+        local = self.schedule.local_rows(0)
+        expected = (self.host_index * local, (self.host_index + 1) * local)
+        if (begin, end) != expected:
+            raise ValueError(
+                f"Process {jax.process_index()} holds rows [{begin}, {end}) of the global batch "
+                f"on the mesh, but as data-loading host {self.host_index} of {self.host_count} "
+                f"it would load rows [{expected[0]}, {expected[1]}). Order process_indices like "
+                "the processes' devices along the mesh's data axes."
+            )
+
+    def __iter__(self) -> MultiHostDataLoadIterator:
+        return self
+
+    def __len__(self) -> int:
+        if self.steps_per_epoch is None:
+            raise TypeError(
+                "The number of batches per epoch is not known in advance: packing, splitting "
+                "long documents, ramp-up or an infinite stream make it depend on the data. "
+                "Without packing, truncate_documents=True gives a fixed length."
+            )
+        return self.steps_per_epoch
+
+    def _next_local(self) -> tuple[dict[str, np.ndarray], Counter] | None:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            return None
+
+    def _agree_on_end(self, has_batch: bool) -> tuple[bool, bool]:
+        """(stop now, this host pads) after all hosts told whether they still have a batch."""
+        if not self.sync_end or jax.process_count() == 1:
+            return not has_batch, False
+        flags = multihost_utils.process_allgather(np.array([int(has_batch)], np.int32))
+        any_has, all_have = bool(flags.max()), bool(flags.min())
+        if self.drop_remainder:
+            return not all_have, False
+        return not any_has, not has_batch
+
+    def __next__(self) -> LLMBatch:
+        local = self._next_local()
+        stop, pad = self._agree_on_end(local is not None)
+        if stop:
+            if local is not None:
+                LOGGER.warning("Host %d dropped a batch at the end of the stream: another host "
+                               "ran out first (drop_remainder=True).", self.host_index)
+            self._end_of_epoch()
+            raise StopIteration
+        if pad:
+            rows = self.schedule.local_rows(self.step)
+            zeros = np.zeros((rows, self.max_target_length), np.int32)
+            local = ({k: zeros for k in BATCH_FIELDS}, Counter(padding_rows=rows))
+        fields, counts = local
+        self.counts.update(counts)
+        global_shape = (self.schedule.global_rows(self.step), self.max_target_length)
+        self.step += 1
+        arrays = {k: jax.make_array_from_process_local_data(self.sharding, fields[k], global_shape)
+                  for k in BATCH_FIELDS}
+        return LLMBatch(**arrays)
+
+    def close(self) -> None:
+        """Stops prefetch threads and worker processes."""
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> MultiHostDataLoadIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _end_of_epoch(self) -> None:
+        if self.reset_after_epoch:
+            self._iterator = iter(self.dataset)
+            self.step = 0
+
+    @property
+    def padding_fraction(self) -> float:
+        """Share of row slots that held padding instead of tokens, so far on this host."""
+        rows = self.counts["rows"] + self.counts["padding_rows"]
+        return 1.0 - self.counts["tokens"] / (rows * self.max_target_length) if rows else math.nan
+
+    def get_state(self) -> dict[str, Any]:
+        return {"step": self.step, "pipeline": self._iterator.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._iterator.set_state(state["pipeline"])
+        self.step = state["step"]
+
+    def __str__(self) -> str:
+        return f"MultiHostDataLoadIterator(host {self.host_index}/{self.host_count}):\n{self.dataset}"

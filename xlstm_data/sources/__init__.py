@@ -1,0 +1,1 @@
+"""Grain `RandomAccessDataSource`s, one module per kind of source."""

@@ -1,0 +1,1 @@
+"""Grain transformations of the data path: parse, tokenize, chunk, pack, shift."""

@@ -1,0 +1,252 @@
+"""Documents → rows of `row_length` tokens, packed (several documents per row) or one per row.
+
+Packing works on arrays of lengths: a window of documents (about `window_rows` rows' worth of
+tokens) is placed by best-fit decreasing, then all of its tokens are copied into the rows with
+one fancy-indexing call. Only the placement loop runs per document, over plain integers, so
+packing costs about a microsecond per document whatever the row length.
+
+A window is a pure function of where it starts in the document stream, which makes the
+iterator state small and restoring it cheap: (parent state before the window's first block,
+documents to skip in that block, rows already emitted).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections import Counter
+from typing import Any, ClassVar
+
+import grain
+import numpy as np
+
+from xlstm_data.documents import TOKEN_DTYPE, Documents, positions_within, ranges_index
+
+
+@dataclasses.dataclass
+class Row:
+    """One row: target tokens, segment ids (0 = padding) and positions within each segment."""
+
+    ARRAY_FIELDS: ClassVar[tuple[str, ...]] = ("targets", "segment_ids", "positions")
+
+    targets: np.ndarray
+    segment_ids: np.ndarray
+    positions: np.ndarray
+    counts: Counter = dataclasses.field(default_factory=Counter)
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where each document of a window goes: `row[i]`, starting at `offset[i]`."""
+
+    row: np.ndarray
+    offset: np.ndarray
+    num_rows: int
+
+
+def best_fit_decreasing(lengths: np.ndarray, capacity: int) -> Placement:
+    """Places documents (each at most `capacity` long) into as few rows as best-fit allows.
+
+    Longest documents first; each goes into the open row with the least room that still fits
+    it. Empty documents are not placed (row -1).
+    """
+    count = len(lengths)
+    row_of = np.full(count, -1, dtype=np.int64)
+    offset_of = np.zeros(count, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    open_rows: list[tuple[int, int]] = []  # (free tokens, row), sorted
+    used: list[int] = []  # tokens used per row
+    for doc, length in zip(order.tolist(), lengths[order].tolist(), strict=True):
+        if length == 0:
+            break  # sorted: the rest is empty too
+        slot = bisect.bisect_left(open_rows, (length, -1))
+        if slot == len(open_rows):
+            row = len(used)
+            used.append(0)
+        else:
+            _, row = open_rows.pop(slot)
+        row_of[doc] = row
+        offset_of[doc] = used[row]
+        used[row] += length
+        if used[row] < capacity:
+            bisect.insort(open_rows, (capacity - used[row], row))
+    return Placement(row_of, offset_of, len(used))
+
+
+def one_per_row(lengths: np.ndarray) -> Placement:
+    """Every document (empty ones too, as fully masked rows) in a row of its own."""
+    count = len(lengths)
+    return Placement(np.arange(count, dtype=np.int64), np.zeros(count, np.int64), count)
+
+
+def materialize_rows(documents: Documents, placement: Placement, row_length: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement."""
+    size = placement.num_rows * row_length
+    targets = np.zeros(size, dtype=TOKEN_DTYPE)
+    segments = np.zeros(size, dtype=np.int32)
+    positions = np.zeros(size, dtype=np.int32)
+    lengths = documents.lengths
+    placed = placement.row >= 0
+    if placed.any():
+        starts = placement.row * row_length + placement.offset
+        destination = ranges_index(np.where(placed, starts, 0), np.where(placed, lengths, 0))
+        targets[destination] = documents.tokens[np.repeat(placed, lengths)]
+        # Segment ids count 1, 2, … along each row, in the order the documents sit in it.
+        by_place = np.lexsort((placement.offset, placement.row))
+        by_place = by_place[placed[by_place]]
+        rows_in_order = placement.row[by_place]
+        first_of_row = np.r_[True, rows_in_order[1:] != rows_in_order[:-1]]
+        rank = np.arange(len(by_place)) - np.maximum.accumulate(
+            np.where(first_of_row, np.arange(len(by_place)), 0))
+        segment_of_doc = np.zeros(len(lengths), dtype=np.int32)
+        segment_of_doc[by_place] = rank + 1
+        segments[destination] = np.repeat(segment_of_doc[placed], lengths[placed])
+        positions[destination] = positions_within(lengths[placed])
+    shape = (placement.num_rows, row_length)
+    return targets.reshape(shape), segments.reshape(shape), positions.reshape(shape)
+
+
+def segments_from_eod(targets: np.ndarray, segment_ids: np.ndarray, eod_id: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Segment ids and positions of rows that may hold several documents separated by EOD.
+
+    A new segment starts at the beginning of a row and after every EOD token; padding
+    (segment 0 on input) stays 0.
+    """
+    valid = segment_ids > 0
+    starts = np.zeros(targets.shape, dtype=bool)
+    starts[:, 0] = True
+    starts[:, 1:] = targets[:, :-1] == eod_id
+    starts &= valid
+    segments = np.where(valid, np.cumsum(starts, axis=1), 0).astype(np.int32)
+    index = np.broadcast_to(np.arange(targets.shape[1]), targets.shape)
+    last_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    positions = np.where(valid, index - last_start, 0).astype(np.int32)
+    return segments, positions
+
+
+class RowsIterDataset(grain.IterDataset):
+    """Grain IterDataset: blocks of `Documents` (each ≤ row_length) → `Row`s.
+
+    `packed=True` fills rows by best-fit decreasing over windows of about `window_rows` rows;
+    `packed=False` gives every document its own row. `eod_id` (unpacked only) marks segment
+    starts inside pre-tokenized records.
+    """
+
+    def __init__(self, parent: grain.IterDataset, *, row_length: int, window_rows: int,
+                 packed: bool, eod_id: int | None = None):
+        super().__init__(parent)
+        self.row_length = row_length
+        self.window_rows = window_rows
+        self.packed = packed
+        self.eod_id = eod_id
+
+    def __iter__(self) -> _RowsIterator:
+        return _RowsIterator(self._parent.__iter__(), self)
+
+    def __str__(self) -> str:
+        mode = f"packed, window_rows={self.window_rows}" if self.packed else "one document per row"
+        return f"RowsIterDataset(row_length={self.row_length}, {mode})"
+
+
+class _RowsIterator(grain.DatasetIterator):
+    def __init__(self, parent: grain.DatasetIterator, spec: RowsIterDataset):
+        super().__init__(parent)
+        self._spec = spec
+        self._reset(parent.get_state(), skip_documents=0, skip_rows=0)
+
+    def _reset(self, block_state: Any, skip_documents: int, skip_rows: int) -> None:
+        self._block: Documents | None = None
+        self._block_state = block_state  # parent state before `self._block` was read
+        self._next_document = skip_documents
+        self._window_state = (block_state, skip_documents)
+        self._rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._next_row = skip_rows
+        self._pending_counts: Counter = Counter()
+
+    def _read_block(self) -> bool:
+        self._block_state = self._parent.get_state()
+        try:
+            block = next(self._parent)
+        except StopIteration:
+            return False
+        skip = self._next_document if self._block is None else 0
+        self._block, self._next_document = block, skip
+        self._pending_counts.update(block.counts)
+        return True
+
+    def _take_window(self) -> Documents | None:
+        """Documents of the next window, or None at the end of the stream."""
+        spec = self._spec
+        budget = spec.window_rows * spec.row_length if spec.packed else spec.window_rows
+        pieces: list[Documents] = []
+        taken = 0
+        while taken < budget:
+            if self._block is None or self._next_document >= len(self._block):
+                if not self._read_block():
+                    break
+                if not pieces:
+                    self._window_state = (self._block_state, self._next_document)
+                continue
+            if not pieces:
+                self._window_state = (self._block_state, self._next_document)
+            lengths = self._block.lengths[self._next_document:]
+            if spec.packed:
+                fits = int(np.searchsorted(np.cumsum(lengths), budget - taken, side="right"))
+                count = max(fits, 1 if taken == 0 else 0)
+                taken += int(lengths[:count].sum()) if count else budget
+            else:
+                count = min(len(lengths), budget - taken)
+                taken += count
+            pieces.append(self._block.take(self._next_document, self._next_document + count))
+            self._next_document += count
+        if not pieces:
+            return None
+        return Documents.concatenate(pieces)
+
+    def _build_window(self) -> bool:
+        documents = self._take_window()
+        if documents is None:
+            return False
+        spec = self._spec
+        if spec.packed:
+            placement = best_fit_decreasing(documents.lengths, spec.row_length)
+        else:
+            placement = one_per_row(documents.lengths)
+        targets, segments, positions = materialize_rows(documents, placement, spec.row_length)
+        if spec.eod_id is not None and not spec.packed:
+            segments, positions = segments_from_eod(targets, segments, spec.eod_id)
+        self._rows = (targets, segments, positions)
+        counts = self._pending_counts
+        counts["rows"] += placement.num_rows
+        counts["tokens"] += int(documents.lengths.sum())
+        counts["documents"] += int((documents.lengths > 0).sum())
+        return True
+
+    def __next__(self) -> Row:
+        while self._rows is None or self._next_row >= len(self._rows[0]):
+            skip_rows = self._next_row if self._rows is None else 0
+            if not self._build_window():
+                raise StopIteration
+            self._next_row = skip_rows
+            if skip_rows:  # restored mid-window: what was counted before the save stays counted
+                self._pending_counts = Counter()
+        targets, segments, positions = self._rows
+        i = self._next_row
+        self._next_row += 1
+        counts, self._pending_counts = self._pending_counts, Counter()
+        return Row(targets[i], segments[i], positions[i], counts)
+
+    def get_state(self) -> dict[str, Any]:
+        block_state, skip_documents = self._window_state
+        if self._rows is not None and self._next_row >= len(self._rows[0]):
+            # Window used up: the next one starts where this one stopped reading.
+            block_state, skip_documents, rows = self._block_state, self._next_document, 0
+        else:
+            rows = self._next_row
+        return {"parent": block_state, "skip_documents": skip_documents, "skip_rows": rows}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._parent.set_state(state["parent"])
+        self._reset(state["parent"], state["skip_documents"], state["skip_rows"])

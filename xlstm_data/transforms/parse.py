@@ -1,0 +1,161 @@
+"""Reading a block of records and turning it into texts or token documents.
+
+Records are UTF-8 text (bytes or str, possibly in a dict column) or int32 token arrays (raw
+bytes or arrays). A record that is not what the config says it is gets an error naming its file
+and position, or is skipped and counted when `invalid_records="skip"`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from typing import Any, Literal
+
+import numpy as np
+
+from xlstm_data.documents import TOKEN_DTYPE, Documents
+
+LOGGER = logging.getLogger(__name__)
+
+# Token ids are below this bound for every real vocabulary; raw text read as int32 is not
+# (four ASCII bytes make a number above 5 * 10^8).
+_MAX_PLAUSIBLE_VOCAB = 1 << 24
+
+
+class InvalidRecordError(ValueError):
+    """A record that cannot be read as the config says."""
+
+
+@dataclasses.dataclass
+class RecordBlock:
+    """Raw records of one read block, with their keys in the (padded) source."""
+
+    keys: np.ndarray
+    records: list[Any]
+
+
+@dataclasses.dataclass
+class TextBlock:
+    texts: list[str]
+    counts: Counter
+
+
+class ReadRecords:
+    """Record keys → records, with one batched read (parallel for ArrayRecord, one Arrow take)."""
+
+    def __init__(self, source: Any):
+        self.source = source
+
+    def __call__(self, keys: np.ndarray) -> RecordBlock:
+        return RecordBlock(keys, list(self.source.__getitems__(keys.tolist())))
+
+
+class _RecordParser:
+    def __init__(self, *, column: str, num_records: int, invalid_records: Literal["raise", "skip"],
+                 describe: Any = None):
+        self.column = column
+        self.num_records = num_records
+        self.invalid_records = invalid_records
+        self.describe = describe
+
+    def _where(self, key: int) -> str:
+        return self.describe(key) if self.describe is not None else f"record {key}"
+
+    def _unwrap(self, record: Any, key: int) -> Any:
+        if isinstance(record, dict):
+            if self.column not in record:
+                raise InvalidRecordError(
+                    f"{self._where(key)} has no field {self.column!r} (fields: {list(record)}); "
+                    "set data_column to the field that holds the data."
+                )
+            return record[self.column]
+        return record
+
+    def _invalid(self, key: int, problem: str, counts: Counter) -> None:
+        message = f"{self._where(key)} {problem}"
+        if self.invalid_records == "raise":
+            raise InvalidRecordError(message + " Fix the data or set invalid_records='skip'.")
+        LOGGER.warning("Skipping %s.", message)
+        counts["invalid_records"] += 1
+
+
+class ParseText(_RecordParser):
+    """Records → texts. Padding records (keys past the real data) become empty texts."""
+
+    def __call__(self, block: RecordBlock) -> TextBlock:
+        counts: Counter = Counter()
+        texts: list[str] = []
+        for key, record in zip(block.keys.tolist(), block.records, strict=True):
+            if key >= self.num_records:
+                counts["padding_records"] += 1
+                texts.append("")
+                continue
+            value = self._unwrap(record, key)
+            if isinstance(value, bytes):
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    self._invalid(key, f"is not valid UTF-8 text ({error}).", counts)
+                    value = ""
+            elif not isinstance(value, str):
+                self._invalid(key, f"holds {type(value).__name__}, not text; for token arrays "
+                              "set tokenize_data=False.", counts)
+                value = ""
+            texts.append(value)
+        return TextBlock(texts, counts)
+
+
+class ParseTokens(_RecordParser):
+    """Records of int32 token ids (raw little-endian bytes or arrays) → documents."""
+
+    def __init__(self, *, vocab_size: int | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.bound = vocab_size or _MAX_PLAUSIBLE_VOCAB
+
+    def __call__(self, block: RecordBlock) -> Documents:
+        counts: Counter = Counter()
+        arrays: list[np.ndarray] = []
+        for key, record in zip(block.keys.tolist(), block.records, strict=True):
+            if key >= self.num_records:
+                counts["padding_records"] += 1
+                arrays.append(np.zeros(0, TOKEN_DTYPE))
+            else:
+                arrays.append(self._tokens(self._unwrap(record, key), key, counts))
+        documents = Documents.from_lists(arrays)
+        documents.counts = counts
+        tokens = documents.tokens
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.bound):
+            self._reject_out_of_vocab(documents, block.keys)
+        return documents
+
+    def _tokens(self, value: Any, key: int, counts: Counter) -> np.ndarray:
+        if isinstance(value, bytes) and len(value) % 4 == 0:
+            return np.frombuffer(value, dtype="<i4")
+        if isinstance(value, str):
+            self._invalid(key, "holds text where int32 token ids are expected; set "
+                          "tokenize_data=True to tokenize it.", counts)
+        elif isinstance(value, bytes):
+            self._invalid(key, f"has {len(value)} bytes, not a multiple of 4, so it is not "
+                          "an int32 token array (text? then set tokenize_data=True).", counts)
+        elif (array := np.asarray(value)).dtype.kind in "iu":
+            return array.astype(TOKEN_DTYPE, copy=False).reshape(-1)
+        else:
+            self._invalid(key, f"holds {array.dtype} values, not integer token ids.", counts)
+        return np.zeros(0, TOKEN_DTYPE)
+
+    def _reject_out_of_vocab(self, documents: Documents, keys: np.ndarray) -> None:
+        """Finds the documents with ids outside [0, bound) and raises or drops them."""
+        bad = np.zeros(len(documents.tokens), dtype=bool)
+        bad |= documents.tokens < 0
+        bad |= documents.tokens >= self.bound
+        doc_of_token = np.repeat(np.arange(len(documents)), documents.lengths)
+        keep = np.ones(len(documents.tokens), dtype=bool)
+        for doc in np.unique(doc_of_token[bad]).tolist():
+            ids = documents.tokens[doc_of_token == doc]
+            self._invalid(int(keys[doc]), f"holds ids outside [0, {self.bound}) (min {ids.min()}, "
+                          f"max {ids.max()}): not token ids of this vocabulary (text stored as "
+                          "bytes? then set tokenize_data=True).", documents.counts)
+            keep[doc_of_token == doc] = False
+            documents.lengths[doc] = 0
+        documents.tokens = documents.tokens[keep]
