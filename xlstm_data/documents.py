@@ -7,6 +7,7 @@ path: a transform touches a block with a handful of numpy calls, whatever its si
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 
 import numpy as np
@@ -34,9 +35,9 @@ class Documents:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    @property
+    @functools.cached_property
     def starts(self) -> np.ndarray:
-        """Offset of each document in `tokens`."""
+        """Offset of each document in `tokens` (blocks are not modified once built)."""
         return np.cumsum(self.lengths) - self.lengths
 
     def take(self, begin: int, end: int) -> Documents:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,13 @@ from xlstm_data.rampup import BatchSchedule
 from xlstm_data.transforms.shift import BATCH_FIELDS
 
 LOGGER = logging.getLogger(__name__)
+
+def _close(handle: list[grain.DatasetIterator | None]) -> None:
+    iterator, handle[0] = handle[0], None
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
 
 # Mesh axes that split the batch, when the caller does not name them.
 DATA_AXIS_NAMES = ("data", "dp", "fsdp", "replica", "batch")
@@ -75,7 +83,19 @@ class MultiHostDataLoadIterator:
         """What the pipeline has read, packed, padded and dropped on this host so far."""
         self.step = 0
         self._check_host_rows()
-        self._iterator = iter(dataset)
+        self._open()
+
+    def _open(self) -> None:
+        self._handle = [iter(self.dataset)]
+        # Close prefetch threads and workers at exit, before the interpreter tears down the
+        # modules their clean-up needs (Grain's iterators fail in __del__ after that).
+        self._finalizer = weakref.finalize(self, _close, self._handle)
+
+    @property
+    def _iterator(self) -> grain.DatasetIterator:
+        if self._handle[0] is None:
+            raise RuntimeError("The iterator is closed.")
+        return self._handle[0]
 
     def _check_host_rows(self) -> None:
         shape = (self.schedule.global_batch_size, self.max_target_length)
@@ -141,9 +161,7 @@ class MultiHostDataLoadIterator:
 
     def close(self) -> None:
         """Stops prefetch threads and worker processes."""
-        close = getattr(self._iterator, "close", None)
-        if close is not None:
-            close()
+        self._finalizer()
 
     def __enter__(self) -> MultiHostDataLoadIterator:
         return self
@@ -153,7 +171,8 @@ class MultiHostDataLoadIterator:
 
     def _end_of_epoch(self) -> None:
         if self.reset_after_epoch:
-            self._iterator = iter(self.dataset)
+            self.close()
+            self._open()
             self.step = 0
 
     @property

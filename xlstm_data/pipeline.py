@@ -30,6 +30,9 @@ from xlstm_data.transforms.tokenize import AddSpecialTokens, Tokenize, special_t
 LOGGER = logging.getLogger(__name__)
 
 MIN_PACKING_WINDOW_ROWS = 64
+# Blocks hold hundreds of records, so a short read-ahead keeps the pipeline fed; Grain's default
+# (500 elements) would read and tokenize far ahead of need.
+READ_AHEAD_BLOCKS = 4
 
 # Fields that every config of a mixture must share, since they shape the common batches.
 _SHARED_FIELDS = ("global_batch_size", "max_target_length", "drop_remainder", "num_epochs",
@@ -98,7 +101,9 @@ def document_rows(config: DataConfig, source: Any, *, host_index: int, host_coun
     documents = documents.map(Chunk(config.max_target_length, config.truncate_documents))
     local_batch_size = config.global_batch_size // host_count
     rows = RowsIterDataset(
-        documents.to_iter_dataset(), row_length=config.max_target_length,
+        documents.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
+                                                    prefetch_buffer_size=READ_AHEAD_BLOCKS)),
+        row_length=config.max_target_length,
         window_rows=packing_window_rows(config, local_batch_size), packed=config.grain_packing,
         eod_id=eod if not config.tokenize_data else None,
     )

@@ -126,7 +126,7 @@ class ParseTokens(_RecordParser):
         documents.counts = counts
         tokens = documents.tokens
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.bound):
-            self._reject_out_of_vocab(documents, block.keys)
+            return self._reject_out_of_vocab(documents, block.keys)
         return documents
 
     def _tokens(self, value: Any, key: int, counts: Counter) -> np.ndarray:
@@ -144,18 +144,16 @@ class ParseTokens(_RecordParser):
             self._invalid(key, f"holds {array.dtype} values, not integer token ids.", counts)
         return np.zeros(0, TOKEN_DTYPE)
 
-    def _reject_out_of_vocab(self, documents: Documents, keys: np.ndarray) -> None:
-        """Finds the documents with ids outside [0, bound) and raises or drops them."""
-        bad = np.zeros(len(documents.tokens), dtype=bool)
-        bad |= documents.tokens < 0
-        bad |= documents.tokens >= self.bound
+    def _reject_out_of_vocab(self, documents: Documents, keys: np.ndarray) -> Documents:
+        """The block without its documents that hold ids outside [0, bound) (or an error)."""
         doc_of_token = np.repeat(np.arange(len(documents)), documents.lengths)
-        keep = np.ones(len(documents.tokens), dtype=bool)
-        for doc in np.unique(doc_of_token[bad]).tolist():
+        outside = (documents.tokens < 0) | (documents.tokens >= self.bound)
+        lengths = documents.lengths.copy()
+        for doc in np.unique(doc_of_token[outside]).tolist():
             ids = documents.tokens[doc_of_token == doc]
             self._invalid(int(keys[doc]), f"holds ids outside [0, {self.bound}) (min {ids.min()}, "
                           f"max {ids.max()}): not token ids of this vocabulary (text stored as "
                           "bytes? then set tokenize_data=True).", documents.counts)
-            keep[doc_of_token == doc] = False
-            documents.lengths[doc] = 0
-        documents.tokens = documents.tokens[keep]
+            lengths[doc] = 0
+        keep = lengths[doc_of_token] > 0
+        return Documents(documents.tokens[keep], lengths, documents.counts)
