@@ -66,9 +66,9 @@ class DataConfig:
     """Rows packed together in one window; more rows, less padding. Default: the larger of
     the local batch size and 64."""
     shift_target: Literal["inputs", "targets", "none"] = "inputs"
-    """"inputs": inputs are the targets shifted right (first input is EOD). "targets": targets
-    are the inputs shifted left (the last target of each row is masked). "none": inputs and
-    targets are the same tokens (the model shifts)."""
+    """"inputs": inputs are the targets shifted right (first input is EOD). "targets": rows
+    hold max_target_length + 1 tokens, inputs the first and targets the last max_target_length
+    of them. "none": inputs and targets are the same tokens (the model shifts)."""
     worker_count: int = 1
     """Grain worker processes per host; 0 runs the pipeline in threads of the main process."""
     worker_buffer_size: int = 1
@@ -132,6 +132,11 @@ class DataConfig:
                 rows = factor * self.global_batch_size
                 _require(self, "batch_rampup_factors", math.isclose(rows, round(rows)),
                          f"factor {factor} at step {step} gives {rows} rows, not a whole number")
+
+    @property
+    def row_length(self) -> int:
+        """Tokens per packed row: one more than the batch length when the targets shift left."""
+        return self.max_target_length + (self.shift_target == "targets")
 
     @property
     def needs_tokenizer(self) -> bool:

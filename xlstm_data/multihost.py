@@ -150,7 +150,8 @@ class MultiHostDataLoadIterator:
         if pad:
             rows = self.schedule.local_rows(self.step)
             zeros = np.zeros((rows, self.max_target_length), np.int32)
-            local = ({k: zeros for k in BATCH_FIELDS}, Counter(padding_rows=rows))
+            local = ({k: zeros for k in BATCH_FIELDS},
+                     Counter(padding_rows=rows, padding_tokens=zeros.size))
         fields, counts = local
         self.counts.update(counts)
         global_shape = (self.schedule.global_rows(self.step), self.max_target_length)
@@ -178,8 +179,8 @@ class MultiHostDataLoadIterator:
     @property
     def padding_fraction(self) -> float:
         """Share of row slots that held padding instead of tokens, so far on this host."""
-        rows = self.counts["rows"] + self.counts["padding_rows"]
-        return 1.0 - self.counts["tokens"] / (rows * self.max_target_length) if rows else math.nan
+        slots = self.counts["tokens"] + self.counts["padding_tokens"]
+        return self.counts["padding_tokens"] / slots if slots else math.nan
 
     def get_state(self) -> dict[str, Any]:
         return {"step": self.step, "pipeline": self._iterator.get_state()}

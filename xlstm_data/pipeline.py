@@ -98,12 +98,12 @@ def document_rows(config: DataConfig, source: Any, *, host_index: int, host_coun
         vocab_size = config.vocab_size or (tokenizer.vocab_size if tokenizer else None)
         documents = records.map(ParseTokens(vocab_size=vocab_size, **parse_args))
     documents = documents.map(AddSpecialTokens(bos_id=bos_id, end_ids=end_ids))
-    documents = documents.map(Chunk(config.max_target_length, config.truncate_documents))
+    documents = documents.map(Chunk(config.row_length, config.truncate_documents))
     local_batch_size = config.global_batch_size // host_count
     rows = RowsIterDataset(
         documents.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                                     prefetch_buffer_size=READ_AHEAD_BLOCKS)),
-        row_length=config.max_target_length,
+        row_length=config.row_length,
         window_rows=packing_window_rows(config, local_batch_size), packed=config.grain_packing,
         eod_id=eod if not config.tokenize_data else None,
     )
@@ -120,6 +120,14 @@ def first_input_id(config: DataConfig, tokenizer: Tokenizer | None) -> int:
     return 0
 
 
+def _mark_absl_flags_parsed() -> None:
+    """Grain's worker processes read absl flags, which only absl.app parses; use defaults."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
 def batches(rows: grain.IterDataset, config: DataConfig, schedule: BatchSchedule,
             tokenizer: Tokenizer | None) -> grain.IterDataset:
     """Local batches `(fields, counts)` from rows: group, shift, prefetch, ramp up."""
@@ -128,6 +136,7 @@ def batches(rows: grain.IterDataset, config: DataConfig, schedule: BatchSchedule
                                   pad_remainder=pad_remainder, shift_target=config.shift_target,
                                   first_input_id=first_input_id(config, tokenizer))
     if config.worker_count > 0:
+        _mark_absl_flags_parsed()
         groups = groups.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size))
     else:

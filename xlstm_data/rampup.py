@@ -100,6 +100,7 @@ class _RampupBatchIterator(grain.DatasetIterator):
         missing = schedule.local_rows(self._step - 1) - len(fields["inputs"])
         if missing:
             counts["padding_rows"] += missing
+            counts["padding_tokens"] += missing * fields["inputs"].shape[1]
             fields = {k: np.concatenate([v, np.zeros((missing, v.shape[1]), v.dtype)])
                       for k, v in fields.items()}
         return fields, counts

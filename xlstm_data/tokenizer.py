@@ -49,11 +49,11 @@ class Tokenizer(abc.ABC):
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 of the tokenizer's files: caches and checkpoints use it to catch a swap."""
+        """sha256 of the tokenizer files' contents: caches and checkpoints use it to catch a swap
+        (a copied or renamed file keeps its fingerprint)."""
         digest = hashlib.sha256()
-        for file in sorted(self._files()):
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
+        for file in sorted(self._files(), key=lambda f: f.name):
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
         return digest.hexdigest()
 
     @abc.abstractmethod

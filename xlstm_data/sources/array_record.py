@@ -68,15 +68,14 @@ def shard_sort_key(path: str) -> tuple[str, int, str]:
 def count_records(file: str) -> int:
     try:
         reader = ArrayRecordReader(file)
-    except Exception as error:
+        count = reader.num_records()
+        reader.close()
+    except Exception as error:  # the C++ reader raises RuntimeError/ValueError variously
         raise ValueError(
             f"ArrayRecord file {file} cannot be opened ({error}). It is corrupt or not an "
             "ArrayRecord file: re-create it or remove it from the folder."
         ) from error
-    try:
-        return reader.num_records()
-    finally:
-        reader.close()
+    return count
 
 
 def load_array_record_dataset(dataset_path: str | os.PathLike,

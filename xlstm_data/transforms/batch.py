@@ -65,6 +65,7 @@ class _RowGroupsIterator(grain.DatasetIterator):
             if not rows or not spec.pad_remainder:
                 raise StopIteration
             counts["padding_rows"] += missing
+            counts["padding_tokens"] += missing * len(rows[0].targets)
         arrays = [np.stack([getattr(r, f) for r in rows]) for f in Row.ARRAY_FIELDS]
         if missing:
             arrays = [np.concatenate([a, np.zeros((missing, a.shape[1]), a.dtype)]) for a in arrays]

@@ -221,6 +221,7 @@ class _RowsIterator(grain.DatasetIterator):
         counts = self._pending_counts
         counts["rows"] += placement.num_rows
         counts["tokens"] += int(documents.lengths.sum())
+        counts["padding_tokens"] += placement.num_rows * spec.row_length - int(documents.lengths.sum())
         counts["documents"] += int((documents.lengths > 0).sum())
         return True
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up everything it needs on a fresh machine, then lints and tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup_venv.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python -m pytest -q "$@"
