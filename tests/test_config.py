@@ -13,8 +13,12 @@ from xlstm_data.config import (
 
 
 def arecord(tmp_path, **overrides):
-    values = {"data_path": tmp_path, "global_batch_size": 8, "max_target_length": 16,
-              "tokenizer_path": "tok.model"}
+    values = {
+        "data_path": tmp_path,
+        "global_batch_size": 8,
+        "max_target_length": 16,
+        "tokenizer_path": "tok.model",
+    }
     return GrainArrayRecordsDataConfig(**(values | overrides))
 
 
@@ -25,16 +29,19 @@ def test_valid_config_fills_in_its_type(tmp_path):
     assert arecord(tmp_path, shift_target="targets").row_length == 17
 
 
-@pytest.mark.parametrize(("overrides", "field"), [
-    ({"max_target_length": 1}, "max_target_length"),
-    ({"global_batch_size": 0}, "global_batch_size"),
-    ({"worker_count": -1}, "worker_count"),
-    ({"tokenizer_path": None}, "tokenizer_path"),
-    ({"batch_rampup_factors": {0: -0.5}}, "batch_rampup_factors"),
-    ({"batch_rampup_factors": {10: 0.3}}, "batch_rampup_factors"),
-    ({"global_batch_size": "8"}, "global_batch_size"),
-    ({"shift_target": "left"}, "shift_target"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"max_target_length": 1}, "max_target_length"),
+        ({"global_batch_size": 0}, "global_batch_size"),
+        ({"worker_count": -1}, "worker_count"),
+        ({"tokenizer_path": None}, "tokenizer_path"),
+        ({"batch_rampup_factors": {0: -0.5}}, "batch_rampup_factors"),
+        ({"batch_rampup_factors": {10: 0.3}}, "batch_rampup_factors"),
+        ({"global_batch_size": "8"}, "global_batch_size"),
+        ({"shift_target": "left"}, "shift_target"),
+    ],
+)
 def test_invalid_values_name_the_field(tmp_path, overrides, field):
     with pytest.raises(ValueError, match=field):
         arecord(tmp_path, **overrides)
@@ -44,14 +51,22 @@ def test_missing_data_path_is_reported(tmp_path):
     with pytest.raises(ValueError, match="data_path.*not a folder"):
         arecord(tmp_path / "nope")
     with pytest.raises(ValueError, match="hf_path.*does not exist"):
-        HFHubDataConfig(hf_path="./no/such/folder", global_batch_size=8, max_target_length=8,
-                        tokenizer_path="t")
+        HFHubDataConfig(
+            hf_path="./no/such/folder", global_batch_size=8, max_target_length=8, tokenizer_path="t"
+        )
 
 
 def test_unknown_keys_and_types_are_rejected(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['batch_size'\]"):
-        config_from_dict({"data_config_type": "grain_arrayrecord", "data_path": str(tmp_path),
-                          "global_batch_size": 8, "max_target_length": 8, "batch_size": 3})
+        config_from_dict(
+            {
+                "data_config_type": "grain_arrayrecord",
+                "data_path": str(tmp_path),
+                "global_batch_size": 8,
+                "max_target_length": 8,
+                "batch_size": 3,
+            }
+        )
     with pytest.raises(ValueError, match="data_config_type 'csv' is unknown"):
         config_from_dict({"data_config_type": "csv"})
     with pytest.raises(ValueError, match="missing"):
@@ -60,8 +75,12 @@ def test_unknown_keys_and_types_are_rejected(tmp_path):
 
 def test_train_eval_configs_differ_in_order_and_remainder(tmp_path):
     train, evaluation = GrainArrayRecordsDataConfig.create_train_eval_configs(
-        data_path=tmp_path, global_batch_size=8, max_target_length=16, tokenizer_path="t",
-        eval_kwargs={"global_batch_size": 4})
+        data_path=tmp_path,
+        global_batch_size=8,
+        max_target_length=16,
+        tokenizer_path="t",
+        eval_kwargs={"global_batch_size": 4},
+    )
     assert (train.shuffle_data, train.drop_remainder, train.split) == (True, True, "train")
     assert (evaluation.shuffle_data, evaluation.drop_remainder) == (False, False)
     assert (evaluation.split, evaluation.global_batch_size) == ("validation", 4)
@@ -69,24 +88,27 @@ def test_train_eval_configs_differ_in_order_and_remainder(tmp_path):
 
 def test_yaml_single_and_mixture(tmp_path):
     single = tmp_path / "single.yaml"
-    single.write_text(textwrap.dedent(f"""
+    single.write_text(
+        textwrap.dedent(f"""
         data_config_type: grain_arrayrecord
         data_path: {tmp_path}
         global_batch_size: 8
         max_target_length: 32
         tokenizer_path: tok.model
         batch_rampup_factors: {{"0": 0.5, "100": 1.0}}
-    """))
+    """)
+    )
     (config,), weights = load_configs(single)
     assert weights is None and config.batch_rampup_factors == {0: 0.5, 100: 1.0}
     mixture = tmp_path / "mixture.yaml"
-    mixture.write_text(textwrap.dedent(f"""
+    mixture.write_text(
+        textwrap.dedent(f"""
         defaults: {{global_batch_size: 8, max_target_length: 32, tokenizer_path: tok.model}}
         datasets:
           - {{data_config_type: grain_arrayrecord, data_path: {tmp_path}, weight: 3}}
           - {{data_config_type: huggingface, hf_path: some/dataset, weight: 1}}
-    """))
+    """)
+    )
     configs, weights = load_configs(mixture)
     assert [type(c).__name__ for c in configs] == ["GrainArrayRecordsDataConfig", "HFHubDataConfig"]
     assert weights == [3.0, 1.0]
-

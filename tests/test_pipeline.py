@@ -7,7 +7,6 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import token_records
 from xlstm_data import (
     GrainArrayRecordsDataConfig,
     HFHubDataConfig,
@@ -49,8 +48,14 @@ def expected_chunks(tokenizer, texts, length):
 
 
 def text_config(text_data, sp_model, **overrides):
-    values = {"data_path": text_data, "global_batch_size": 16, "max_target_length": 64,
-              "tokenizer_path": str(sp_model), "worker_count": 0, "read_block_size": 64}
+    values = {
+        "data_path": text_data,
+        "global_batch_size": 16,
+        "max_target_length": 64,
+        "tokenizer_path": str(sp_model),
+        "worker_count": 0,
+        "read_block_size": 64,
+    }
     return GrainArrayRecordsDataConfig(**(values | overrides))
 
 
@@ -66,8 +71,9 @@ def check_batch_invariants(batch, eod):
 
 @pytest.mark.parametrize("packed", [True, False])
 def test_one_epoch_yields_exactly_the_tokenized_documents(text_data, sp_model, documents, packed):
-    config = text_config(text_data, sp_model, grain_packing=packed, num_epochs=1,
-                         drop_remainder=False)
+    config = text_config(
+        text_data, sp_model, grain_packing=packed, num_epochs=1, drop_remainder=False
+    )
     batches = all_batches(make_grain_iterator(config, MESH, [0]))
     tokenizer = load_tokenizer(sp_model)
     for batch in batches:
@@ -109,8 +115,9 @@ def test_batch_must_divide_over_devices(text_data, sp_model):
 def test_worker_processes_give_the_same_batches(text_data, sp_model):
     base = {"grain_packing": True, "shuffle_data": True}
     in_process = make_grain_iterator(text_config(text_data, sp_model, **base), MESH, [0])
-    workers = make_grain_iterator(text_config(text_data, sp_model, worker_count=1, **base),
-                                  MESH, [0])
+    workers = make_grain_iterator(
+        text_config(text_data, sp_model, worker_count=1, **base), MESH, [0]
+    )
     with in_process, workers:
         for _ in range(5):
             a, b = as_numpy(next(in_process)), as_numpy(next(workers))
@@ -121,9 +128,16 @@ def test_worker_processes_give_the_same_batches(text_data, sp_model):
 def test_pretokenized_records_unpacked_cover_each_record_once(token_data):
     root, records = token_data
     config = GrainArrayRecordsDataConfig(
-        data_path=root, global_batch_size=16, max_target_length=48, tokenize_data=False,
-        eod_token_id=5, num_epochs=1, drop_remainder=False, truncate_documents=True,
-        worker_count=0)
+        data_path=root,
+        global_batch_size=16,
+        max_target_length=48,
+        tokenize_data=False,
+        eod_token_id=5,
+        num_epochs=1,
+        drop_remainder=False,
+        truncate_documents=True,
+        worker_count=0,
+    )
     iterator = make_grain_iterator(config, MESH, [0])
     assert len(iterator) == 13  # 203 records padded to 208
     batches = all_batches(iterator)
@@ -137,8 +151,16 @@ def test_segments_inferred_from_eod_inside_pretokenized_records(tmp_path):
     records = [np.array([7, 8, 5, 9, 5, 6], np.int32), np.array([4, 4], np.int32)]
     write_array_record_shards([r.tobytes() for r in records], tmp_path / "train", num_shards=1)
     config = GrainArrayRecordsDataConfig(
-        data_path=tmp_path, global_batch_size=8, max_target_length=8, tokenize_data=False,
-        eod_token_id=5, add_eod=False, num_epochs=1, drop_remainder=False, worker_count=0)
+        data_path=tmp_path,
+        global_batch_size=8,
+        max_target_length=8,
+        tokenize_data=False,
+        eod_token_id=5,
+        add_eod=False,
+        num_epochs=1,
+        drop_remainder=False,
+        worker_count=0,
+    )
     (batch,) = all_batches(make_grain_iterator(config, MESH, [0]))
     assert batch["targets_segmentation"][0].tolist() == [1, 1, 1, 2, 2, 3, 0, 0]
     assert batch["targets_position"][0].tolist() == [0, 1, 2, 0, 1, 0, 0, 0]
@@ -153,12 +175,24 @@ def bad_records_folder(tmp_path, records):
 def test_invalid_utf8_names_file_and_record(tmp_path, sp_model):
     root = bad_records_folder(tmp_path, [b"good text", b"\xff\xfe broken", b"more text"])
     config = text_config(root, sp_model, global_batch_size=8, drop_remainder=False)
-    with pytest.raises(InvalidRecordError, match=r"record 1 of .*train_000000\.arecord is not "
-                       r"valid UTF-8.*invalid_records='skip'"):
+    with pytest.raises(
+        InvalidRecordError,
+        match=r"record 1 of .*train_000000\.arecord is not "
+        r"valid UTF-8.*invalid_records='skip'",
+    ):
         next(make_grain_iterator(config, MESH, [0]))
-    skipping = make_grain_iterator(text_config(root, sp_model, global_batch_size=8,
-                                               drop_remainder=False, invalid_records="skip",
-                                               num_epochs=1), MESH, [0])
+    skipping = make_grain_iterator(
+        text_config(
+            root,
+            sp_model,
+            global_batch_size=8,
+            drop_remainder=False,
+            invalid_records="skip",
+            num_epochs=1,
+        ),
+        MESH,
+        [0],
+    )
     batches = all_batches(skipping)
     assert skipping.counts["invalid_records"] == 1
     assert len([s for b in batches for s in segments(b)]) == 2
@@ -166,17 +200,24 @@ def test_invalid_utf8_names_file_and_record(tmp_path, sp_model):
 
 def test_text_where_tokens_are_expected(tmp_path):
     root = bad_records_folder(tmp_path, [b"this is text, not tokens"])
-    config = GrainArrayRecordsDataConfig(data_path=root, global_batch_size=8, max_target_length=8,
-                                         tokenize_data=False, eod_token_id=2, worker_count=0,
-                                         drop_remainder=False)
+    config = GrainArrayRecordsDataConfig(
+        data_path=root,
+        global_batch_size=8,
+        max_target_length=8,
+        tokenize_data=False,
+        eod_token_id=2,
+        worker_count=0,
+        drop_remainder=False,
+    )
     with pytest.raises(InvalidRecordError, match="record 0 of .* set tokenize_data=True"):
         next(make_grain_iterator(config, MESH, [0]))
 
 
 def test_empty_documents_are_counted_not_packed(tmp_path, sp_model):
     root = bad_records_folder(tmp_path, [b"", b"hello there", b"", b"general kenobi"])
-    config = text_config(root, sp_model, global_batch_size=8, drop_remainder=False,
-                         num_epochs=1, grain_packing=True)
+    config = text_config(
+        root, sp_model, global_batch_size=8, drop_remainder=False, num_epochs=1, grain_packing=True
+    )
     iterator = make_grain_iterator(config, MESH, [0])
     batches = all_batches(iterator)
     assert iterator.counts["empty_documents"] == 2
@@ -187,11 +228,21 @@ def test_weighted_mixture_matches_weights(tmp_path):
     sources = []
     for name, first_token in (("a", 100), ("b", 200)):
         records = [np.full(10, first_token + i % 50, np.int32) for i in range(300)]
-        write_array_record_shards([r.tobytes() for r in records], tmp_path / name / "train",
-                                  num_shards=2)
-        sources.append(GrainArrayRecordsDataConfig(
-            data_path=tmp_path / name, global_batch_size=16, max_target_length=16,
-            tokenize_data=False, add_eod=False, shuffle_data=True, worker_count=0, name=name))
+        write_array_record_shards(
+            [r.tobytes() for r in records], tmp_path / name / "train", num_shards=2
+        )
+        sources.append(
+            GrainArrayRecordsDataConfig(
+                data_path=tmp_path / name,
+                global_batch_size=16,
+                max_target_length=16,
+                tokenize_data=False,
+                add_eod=False,
+                shuffle_data=True,
+                worker_count=0,
+                name=name,
+            )
+        )
     with make_grain_iterator(sources, MESH, [0], dataset_weights=[0.7, 0.3]) as iterator:
         rows = np.concatenate([np.asarray(next(iterator).targets)[:, 0] for _ in range(100)])
     share_a = (rows < 200).mean()
@@ -201,8 +252,14 @@ def test_weighted_mixture_matches_weights(tmp_path):
 
 def test_mixture_of_arrayrecord_and_huggingface(tmp_path, text_data, sp_model, documents):
     datasets.Dataset.from_dict({"text": documents[:50]}).save_to_disk(tmp_path / "hf")
-    hf = HFHubDataConfig(hf_path=str(tmp_path / "hf"), global_batch_size=16, max_target_length=64,
-                         tokenizer_path=str(sp_model), worker_count=0, grain_packing=True)
+    hf = HFHubDataConfig(
+        hf_path=str(tmp_path / "hf"),
+        global_batch_size=16,
+        max_target_length=64,
+        tokenizer_path=str(sp_model),
+        worker_count=0,
+        grain_packing=True,
+    )
     arecord = text_config(text_data, sp_model, grain_packing=True)
     with make_grain_iterator([arecord, hf], MESH, [0], dataset_weights=[1, 1]) as iterator:
         batch = as_numpy(next(iterator))
@@ -221,8 +278,21 @@ def test_left_shifted_targets_use_rows_one_longer(text_data, sp_model):
 def test_preprocess_dataset_gives_local_batches(text_data, sp_model):
     source = load_array_record_dataset(text_data / "train")
     dataset, returned = preprocess_dataset(
-        0, 2, source, "text", True, 8, 32, False, 0, tokenizer_path=str(sp_model),
-        add_bos=False, add_eos=False, grain_packing=True, worker_count=0)
+        0,
+        2,
+        source,
+        "text",
+        True,
+        8,
+        32,
+        False,
+        0,
+        tokenizer_path=str(sp_model),
+        add_bos=False,
+        add_eos=False,
+        grain_packing=True,
+        worker_count=0,
+    )
     assert returned is source
     fields, counts = next(iter(dataset))
     assert fields["inputs"].shape == (4, 32)

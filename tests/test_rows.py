@@ -11,13 +11,15 @@ from xlstm_data.documents import Documents
 from xlstm_data.transforms.pack import RowsIterDataset
 
 blocks_strategy = st.lists(
-    st.lists(st.lists(st.integers(1, 50), max_size=12), max_size=9), min_size=1, max_size=6)
+    st.lists(st.lists(st.integers(1, 50), max_size=12), max_size=9), min_size=1, max_size=6
+)
 
 
 def rows_dataset(blocks, *, packed: bool, window_rows: int = 3, row_length: int = 12):
     source = grain.MapDataset.source([Documents.from_lists(b) for b in blocks])
-    return RowsIterDataset(source.to_iter_dataset(), row_length=row_length,
-                           window_rows=window_rows, packed=packed)
+    return RowsIterDataset(
+        source.to_iter_dataset(), row_length=row_length, window_rows=window_rows, packed=packed
+    )
 
 
 def row_tuples(iterator, count=None):

@@ -14,12 +14,14 @@ from xlstm_data.sources.padded import PaddedDataset, pad_dataset
 
 def test_shards_are_read_in_shard_index_order(tmp_path):
     for shard in (10, 2, 1):
-        write_array_record_shards([f"{shard}-{i}".encode() for i in range(3)], tmp_path / "tmp",
-                                  num_shards=1)
+        write_array_record_shards(
+            [f"{shard}-{i}".encode() for i in range(3)], tmp_path / "tmp", num_shards=1
+        )
         (tmp_path / "tmp" / "train_000000.arecord").rename(tmp_path / f"train_{shard}.arecord")
     source = load_array_record_dataset(tmp_path)
     assert [source[i] for i in range(len(source))] == [
-        f"{s}-{i}".encode() for s in (1, 2, 10) for i in range(3)]
+        f"{s}-{i}".encode() for s in (1, 2, 10) for i in range(3)
+    ]
     assert source.describe(4) == f"record 1 of {tmp_path / 'train_2.arecord'}"
     assert source.__getitems__([8, 0]) == [b"10-2", b"1-0"]
 
@@ -45,8 +47,17 @@ def test_padded_dataset_pads_with_empty_records(tmp_path):
 
 
 def hf_config(path, **overrides):
-    return HFHubDataConfig(**({"hf_path": str(path), "global_batch_size": 2,
-                               "max_target_length": 8, "tokenizer_path": "t"} | overrides))
+    return HFHubDataConfig(
+        **(
+            {
+                "hf_path": str(path),
+                "global_batch_size": 2,
+                "max_target_length": 8,
+                "tokenizer_path": "t",
+            }
+            | overrides
+        )
+    )
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet", ".txt"])
@@ -62,17 +73,24 @@ def test_hf_local_data_files(tmp_path, suffix):
         frame.to_csv(path) if suffix == ".csv" else frame.to_parquet(path)
     dataset = load_huggingface_dataset(hf_config(path))
     assert dataset["text"] == texts
-    builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet",
-               ".txt": "text"}[suffix]
+    builder = {
+        ".jsonl": "json",
+        ".json": "json",
+        ".csv": "csv",
+        ".parquet": "parquet",
+        ".txt": "text",
+    }[suffix]
     by_builder = load_huggingface_dataset(hf_config(builder, hf_data_files=str(path)))
     assert by_builder["text"] == texts
 
 
 def test_hf_saved_to_disk_and_split_errors(tmp_path):
-    splits = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"text": ["a", "b"], "id": [1, 2]}),
-        "validation": datasets.Dataset.from_dict({"text": ["c"], "id": [3]}),
-    })
+    splits = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": ["a", "b"], "id": [1, 2]}),
+            "validation": datasets.Dataset.from_dict({"text": ["c"], "id": [3]}),
+        }
+    )
     splits.save_to_disk(tmp_path / "saved")
     dataset = load_huggingface_dataset(hf_config(tmp_path / "saved", split="validation"))
     assert dataset.column_names == ["text"] and dataset["text"] == ["c"]

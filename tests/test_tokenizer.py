@@ -4,8 +4,8 @@ import pickle
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA
+
 from xlstm_data.tokenizer import HFTokenizer, SentencePieceTokenizer, load_tokenizer
 
 
@@ -13,13 +13,18 @@ def test_sentencepiece_model(sp_model, documents):
     tokenizer = load_tokenizer(sp_model)
     assert isinstance(tokenizer, SentencePieceTokenizer)
     assert (tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id) == (
-        300, 1, 2, 0)
+        300,
+        1,
+        2,
+        0,
+    )
     encoded = tokenizer.encode_batch(documents[:5])
     assert len(encoded) == 5 and encoded.tokens.dtype == np.int32
     first = encoded.tokens[: encoded.lengths[0]]
     assert tokenizer.decode(first) == documents[0]
     assert pickle.loads(pickle.dumps(tokenizer)).encode_batch(documents[:5]).tokens.tolist() == (
-        encoded.tokens.tolist())
+        encoded.tokens.tolist()
+    )
 
 
 def test_hf_folder_and_file(hf_tokenizer_dir, documents):

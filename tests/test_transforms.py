@@ -20,7 +20,9 @@ document_lists = st.lists(st.lists(st.integers(1, 500), max_size=60), max_size=4
 
 def as_lists(documents: Documents) -> list[list[int]]:
     ends = np.cumsum(documents.lengths)
-    return [documents.tokens[e - n : e].tolist() for e, n in zip(ends, documents.lengths)]
+    return [
+        documents.tokens[e - n : e].tolist() for e, n in zip(ends, documents.lengths, strict=True)
+    ]
 
 
 def test_ranges_index_matches_python():
@@ -52,8 +54,9 @@ def test_truncation_keeps_prefixes_and_counts_the_rest(docs, max_length):
 
 @given(document_lists, st.booleans(), st.lists(st.integers(600, 700), max_size=2, unique=True))
 def test_special_tokens_wrap_non_empty_documents(docs, bos, end_ids):
-    out = add_special_tokens(Documents.from_lists(docs), bos_id=999 if bos else None,
-                             end_ids=tuple(end_ids))
+    out = add_special_tokens(
+        Documents.from_lists(docs), bos_id=999 if bos else None, end_ids=tuple(end_ids)
+    )
     expected = [([999] if bos else []) + d + end_ids if d else [] for d in docs]
     assert as_lists(out) == expected
 
@@ -62,10 +65,12 @@ def test_eos_and_eod_are_appended_once_when_equal():
     class Tok:
         bos_id, eos_id = 1, 2
 
-    assert special_token_ids(tokenizer=Tok(), add_bos=True, add_eos=True, add_eod=True,
-                             eod_token_id=2) == (1, (2,))
-    assert special_token_ids(tokenizer=Tok(), add_bos=False, add_eos=True, add_eod=True,
-                             eod_token_id=7) == (None, (2, 7))
+    assert special_token_ids(
+        tokenizer=Tok(), add_bos=True, add_eos=True, add_eod=True, eod_token_id=2
+    ) == (1, (2,))
+    assert special_token_ids(
+        tokenizer=Tok(), add_bos=False, add_eos=True, add_eod=True, eod_token_id=7
+    ) == (None, (2, 7))
 
 
 @settings(max_examples=200, deadline=None)
@@ -74,7 +79,7 @@ def test_best_fit_places_every_document_once_without_overlap(lengths, capacity):
     lengths = np.array(lengths, dtype=np.int64)
     placement = best_fit_decreasing(lengths, capacity)
     used = np.zeros((placement.num_rows, capacity), dtype=int)
-    for length, row, offset in zip(lengths, placement.row, placement.offset):
+    for length, row, offset in zip(lengths, placement.row, placement.offset, strict=True):
         if length == 0:
             assert row == -1
             continue
@@ -86,17 +91,19 @@ def test_best_fit_places_every_document_once_without_overlap(lengths, capacity):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.integers(1, 99), min_size=0, max_size=16), max_size=40),
-       st.booleans())
+@given(st.lists(st.lists(st.integers(1, 99), min_size=0, max_size=16), max_size=40), st.booleans())
 def test_rows_hold_every_token_once_with_consistent_segments(docs, packed):
     row_length = 16
     documents = Documents.from_lists(docs)
-    placement = (best_fit_decreasing(documents.lengths, row_length) if packed
-                 else one_per_row(documents.lengths))
+    placement = (
+        best_fit_decreasing(documents.lengths, row_length)
+        if packed
+        else one_per_row(documents.lengths)
+    )
     targets, segments, positions = materialize_rows(documents, placement, row_length)
     # Every document is found, intact, as one segment of one row.
     found = []
-    for row_tokens, row_segments, row_positions in zip(targets, segments, positions):
+    for row_tokens, row_segments, row_positions in zip(targets, segments, positions, strict=True):
         for segment in range(1, row_segments.max(initial=0) + 1):
             where = np.flatnonzero(row_segments == segment)
             assert (np.diff(where) == 1).all(), "a segment is contiguous"

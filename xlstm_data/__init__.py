@@ -1,8 +1,8 @@
 """xlstm-data: a JAX/Grain input pipeline for language-model training.
 
-    from xlstm_data import GrainArrayRecordsDataConfig, make_grain_iterator
-    iterator = make_grain_iterator(config, global_mesh, process_indices)
-    batch = next(iterator)  # LLMBatch of jax.Array, sharded over the mesh's data axes
+from xlstm_data import GrainArrayRecordsDataConfig, make_grain_iterator
+iterator = make_grain_iterator(config, global_mesh, process_indices)
+batch = next(iterator)  # LLMBatch of jax.Array, sharded over the mesh's data axes
 """
 
 from xlstm_data.batch import LLMBatch

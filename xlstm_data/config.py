@@ -103,16 +103,23 @@ class DataConfig:
             if self.data_config_type is None:
                 self.data_config_type = self.type_names[0]
             elif self.data_config_type not in self.type_names:
-                _fail("data_config_type", f"is {self.data_config_type!r} but {type(self).__name__} "
-                      f"takes one of {list(self.type_names)}")
+                _fail(
+                    "data_config_type",
+                    f"is {self.data_config_type!r} but {type(self).__name__} "
+                    f"takes one of {list(self.type_names)}",
+                )
         _check_types(self)
         self.validate()
 
     def validate(self) -> None:
         """Raises ValueError naming the field and the fix for every inconsistent value."""
         _require(self, "global_batch_size", self.global_batch_size >= 1, "must be at least 1")
-        _require(self, "max_target_length", self.max_target_length >= 2,
-                 "must be at least 2 (a row needs one input and one target token)")
+        _require(
+            self,
+            "max_target_length",
+            self.max_target_length >= 2,
+            "must be at least 2 (a row needs one input and one target token)",
+        )
         _require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
         _require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
         _require(self, "read_block_size", self.read_block_size >= 1, "must be at least 1")
@@ -123,15 +130,26 @@ class DataConfig:
         if self.eod_token_id is not None:
             _require(self, "eod_token_id", self.eod_token_id >= 0, "must be a token id (>= 0)")
         if self.tokenize_data and self.tokenizer_path is None and self.needs_tokenizer:
-            _fail("tokenizer_path", "is required when tokenize_data=True; set it to a "
-                  "sentencepiece .model, an HF tokenizer.json or an HF tokenizer folder")
+            _fail(
+                "tokenizer_path",
+                "is required when tokenize_data=True; set it to a "
+                "sentencepiece .model, an HF tokenizer.json or an HF tokenizer folder",
+            )
         if self.batch_rampup_factors:
             for step, factor in self.batch_rampup_factors.items():
-                _require(self, "batch_rampup_factors", int(step) >= 0 and factor > 0,
-                         f"needs steps >= 0 and factors > 0, got {step}: {factor}")
+                _require(
+                    self,
+                    "batch_rampup_factors",
+                    int(step) >= 0 and factor > 0,
+                    f"needs steps >= 0 and factors > 0, got {step}: {factor}",
+                )
                 rows = factor * self.global_batch_size
-                _require(self, "batch_rampup_factors", math.isclose(rows, round(rows)),
-                         f"factor {factor} at step {step} gives {rows} rows, not a whole number")
+                _require(
+                    self,
+                    "batch_rampup_factors",
+                    math.isclose(rows, round(rows)),
+                    f"factor {factor} at step {step} gives {rows} rows, not a whole number",
+                )
 
     @property
     def row_length(self) -> int:
@@ -152,17 +170,31 @@ class DataConfig:
         return type(self).__name__
 
     @classmethod
-    def create_train_eval_configs(cls: type[T], train_kwargs: dict | None = None,
-                                  eval_kwargs: dict | None = None, **kwargs: Any) -> tuple[T, T]:
+    def create_train_eval_configs(
+        cls: type[T],
+        train_kwargs: dict | None = None,
+        eval_kwargs: dict | None = None,
+        **kwargs: Any,
+    ) -> tuple[T, T]:
         """A training and an evaluation config that share `kwargs`.
 
         Training defaults to shuffled, dropping the remainder, split "train"; evaluation to
         unshuffled, padding the remainder, split "validation".
         """
-        train = {"shuffle_data": True, "drop_remainder": True, "split": "train",
-                 **kwargs, **(train_kwargs or {})}
-        evaluation = {"shuffle_data": False, "drop_remainder": False, "split": "validation",
-                      **kwargs, **(eval_kwargs or {})}
+        train = {
+            "shuffle_data": True,
+            "drop_remainder": True,
+            "split": "train",
+            **kwargs,
+            **(train_kwargs or {}),
+        }
+        evaluation = {
+            "shuffle_data": False,
+            "drop_remainder": False,
+            "split": "validation",
+            **kwargs,
+            **(eval_kwargs or {}),
+        }
         return cls(**train), cls(**evaluation)
 
 
@@ -180,9 +212,13 @@ class GrainArrayRecordsDataConfig(DataConfig):
     def validate(self) -> None:
         super().validate()
         self.data_path = Path(self.data_path).expanduser()
-        _require(self, "data_path", self.data_path.is_dir(),
-                 f"{str(self.data_path)!r} is not a folder; point it at the folder that holds "
-                 "the split sub-folders")
+        _require(
+            self,
+            "data_path",
+            self.data_path.is_dir(),
+            f"{str(self.data_path)!r} is not a folder; point it at the folder that holds "
+            "the split sub-folders",
+        )
 
     @property
     def split_path(self) -> Path:
@@ -223,8 +259,12 @@ class HFHubDataConfig(DataConfig):
         super().validate()
         local = Path(str(self.hf_path)).expanduser()
         if str(self.hf_path).startswith((".", "/", "~")):
-            _require(self, "hf_path", local.exists(),
-                     f"{str(local)!r} does not exist; give an existing local path or a hub name")
+            _require(
+                self,
+                "hf_path",
+                local.exists(),
+                f"{str(local)!r} does not exist; give an existing local path or a hub name",
+            )
 
     def open_source(self):
         from xlstm_data.sources.huggingface import load_huggingface_dataset
@@ -250,8 +290,10 @@ def _check_types(config: DataConfig) -> None:
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if not _matches(value, hints[field.name]):
-            _fail(field.name, f"= {value!r} has type {type(value).__name__}, expected "
-                  f"{hints[field.name]}")
+            _fail(
+                field.name,
+                f"= {value!r} has type {type(value).__name__}, expected {hints[field.name]}",
+            )
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -280,16 +322,22 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> DataCo
     values = dict(values)
     type_name = values.get("data_config_type")
     if type_name not in CONFIG_TYPES:
-        raise ValueError(f"{where}: data_config_type {type_name!r} is unknown; use one of "
-                         f"{sorted(CONFIG_TYPES)}.")
+        raise ValueError(
+            f"{where}: data_config_type {type_name!r} is unknown; use one of "
+            f"{sorted(CONFIG_TYPES)}."
+        )
     cls = CONFIG_TYPES[type_name]
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; remove them or "
-                         f"use one of {sorted(known)}.")
+        raise ValueError(
+            f"{where}: unknown key(s) {unknown} for {cls.__name__}; remove them or "
+            f"use one of {sorted(known)}."
+        )
     if values.get("batch_rampup_factors"):
-        values["batch_rampup_factors"] = {int(k): v for k, v in values["batch_rampup_factors"].items()}
+        values["batch_rampup_factors"] = {
+            int(k): v for k, v in values["batch_rampup_factors"].items()
+        }
     try:
         return cls(**values)
     except TypeError as error:  # a required field is missing
@@ -310,8 +358,10 @@ def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float]
         return [config_from_dict(document, where=str(path))], None
     unknown = sorted(set(document) - {"defaults", "datasets"})
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; a mixture file has "
-                         "'defaults' and 'datasets'.")
+        raise ValueError(
+            f"{path}: unknown top-level key(s) {unknown}; a mixture file has "
+            "'defaults' and 'datasets'."
+        )
     defaults = document.get("defaults") or {}
     configs, weights = [], []
     for i, entry in enumerate(document["datasets"]):

@@ -14,8 +14,32 @@ from pathlib import Path
 import numpy as np
 from array_record.python.array_record_module import ArrayRecordWriter
 
-_SYLLABLES = ("ka", "lo", "mi", "ne", "ra", "tu", "shi", "po", "ve", "da", "qua", "ri", "en",
-              "ar", "to", "sa", "lu", "gre", "mon", "bel", "fi", "o", "stra", "ix")
+_SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ra",
+    "tu",
+    "shi",
+    "po",
+    "ve",
+    "da",
+    "qua",
+    "ri",
+    "en",
+    "ar",
+    "to",
+    "sa",
+    "lu",
+    "gre",
+    "mon",
+    "bel",
+    "fi",
+    "o",
+    "stra",
+    "ix",
+)
 
 
 def _words(rng: np.random.Generator, count: int) -> list[str]:
@@ -26,8 +50,14 @@ def _words(rng: np.random.Generator, count: int) -> list[str]:
     return words
 
 
-def generate_documents(count: int, *, seed: int = 0, median_words: float = 60,
-                       sigma: float = 1.0, max_words: int = 20_000) -> list[str]:
+def generate_documents(
+    count: int,
+    *,
+    seed: int = 0,
+    median_words: float = 60,
+    sigma: float = 1.0,
+    max_words: int = 20_000,
+) -> list[str]:
     """`count` documents whose word counts are log-normal around `median_words`."""
     rng = np.random.default_rng(seed)
     vocabulary = np.array(_words(rng, 2_000))
@@ -45,8 +75,9 @@ def generate_documents(count: int, *, seed: int = 0, median_words: float = 60,
     return documents
 
 
-def write_array_record_shards(records: Sequence[bytes], folder: str | os.PathLike, *,
-                              num_shards: int, prefix: str = "train") -> list[Path]:
+def write_array_record_shards(
+    records: Sequence[bytes], folder: str | os.PathLike, *, num_shards: int, prefix: str = "train"
+) -> list[Path]:
     """Records split over `num_shards` files `{prefix}_{i:06d}.arecord` (group size 1)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,21 +92,33 @@ def write_array_record_shards(records: Sequence[bytes], folder: str | os.PathLik
     return paths
 
 
-def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike, *,
-                        vocab_size: int = 512, model_type: str = "bpe") -> Path:
+def train_sentencepiece(
+    texts: Iterable[str],
+    model_prefix: str | os.PathLike,
+    *,
+    vocab_size: int = 512,
+    model_type: str = "bpe",
+) -> Path:
     """A small sentencepiece model (pad 0, bos 1, eos 2, unk 3) trained on `texts`."""
     import sentencepiece
 
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_prefix=str(model_prefix), vocab_size=vocab_size,
-        model_type=model_type, pad_id=0, bos_id=1, eos_id=2, unk_id=3,
-        character_coverage=1.0, minloglevel=2, num_threads=2,
+        sentence_iterator=iter(texts),
+        model_prefix=str(model_prefix),
+        vocab_size=vocab_size,
+        model_type=model_type,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        character_coverage=1.0,
+        minloglevel=2,
+        num_threads=2,
     )
     return Path(f"{model_prefix}.model")
 
 
-def train_hf_bpe(texts: Iterable[str], folder: str | os.PathLike, *, vocab_size: int = 512
-                 ) -> Path:
+def train_hf_bpe(texts: Iterable[str], folder: str | os.PathLike, *, vocab_size: int = 512) -> Path:
     """A small HF BPE tokenizer folder (tokenizer.json + tokenizer_config.json)."""
     import json
 
@@ -86,11 +129,16 @@ def train_hf_bpe(texts: Iterable[str], folder: str | os.PathLike, *, vocab_size:
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size,
-                                  special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(texts, trainer)
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps(
-        {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+        )
+    )
     return folder

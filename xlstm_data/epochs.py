@@ -25,8 +25,14 @@ from xlstm_data.permutation import RandomPermutation
 LOGGER = logging.getLogger(__name__)
 
 
-def records_per_epoch(num_records: int, *, global_batch_size: int, drop_remainder: bool,
-                      max_steps_per_epoch: int | None, name: str = "dataset") -> int:
+def records_per_epoch(
+    num_records: int,
+    *,
+    global_batch_size: int,
+    drop_remainder: bool,
+    max_steps_per_epoch: int | None,
+    name: str = "dataset",
+) -> int:
     """Positions per epoch: a multiple of the global batch size, logged when it differs."""
     if drop_remainder:
         length = num_records // global_batch_size * global_batch_size
@@ -37,17 +43,26 @@ def records_per_epoch(num_records: int, *, global_batch_size: int, drop_remainde
                 "drop_remainder=False or lower global_batch_size."
             )
         if length < num_records:
-            LOGGER.info("%s: %d records per epoch are left out (drop_remainder=True); shuffled "
-                        "epochs leave out different ones.", name, num_records - length)
+            LOGGER.info(
+                "%s: %d records per epoch are left out (drop_remainder=True); shuffled "
+                "epochs leave out different ones.",
+                name,
+                num_records - length,
+            )
     else:
         length = math.ceil(num_records / global_batch_size) * global_batch_size
         if length > num_records:
-            LOGGER.info("%s: padding %d records to %d with fully masked rows.", name,
-                        num_records, length)
+            LOGGER.info(
+                "%s: padding %d records to %d with fully masked rows.", name, num_records, length
+            )
     if max_steps_per_epoch is not None and max_steps_per_epoch * global_batch_size < length:
         length = max_steps_per_epoch * global_batch_size
-        LOGGER.info("%s: epoch capped at %d records (max_steps_per_epoch=%d).", name, length,
-                    max_steps_per_epoch)
+        LOGGER.info(
+            "%s: epoch capped at %d records (max_steps_per_epoch=%d).",
+            name,
+            length,
+            max_steps_per_epoch,
+        )
     return length
 
 
@@ -58,9 +73,19 @@ class EpochBlocks(grain.MapDataset):
     `num_epochs` is None.
     """
 
-    def __init__(self, *, num_records: int, records_per_epoch: int, global_batch_size: int,
-                 host_index: int, host_count: int, block_size: int, shuffle: bool, seed: int,
-                 num_epochs: int | None):
+    def __init__(
+        self,
+        *,
+        num_records: int,
+        records_per_epoch: int,
+        global_batch_size: int,
+        host_index: int,
+        host_count: int,
+        block_size: int,
+        shuffle: bool,
+        seed: int,
+        num_epochs: int | None,
+    ):
         super().__init__()
         self.num_records = num_records
         self.records_per_epoch = records_per_epoch
@@ -102,6 +127,8 @@ class EpochBlocks(grain.MapDataset):
         return self._permute(epoch, positions) if self.shuffle else positions
 
     def __str__(self) -> str:
-        return (f"EpochBlocks(host {self.host_index}/{self.host_count}, "
-                f"{self.local_records_per_epoch} records per epoch, blocks of {self.block_size}, "
-                f"shuffle={self.shuffle}, seed={self.seed}, epochs={self.num_epochs})")
+        return (
+            f"EpochBlocks(host {self.host_index}/{self.host_count}, "
+            f"{self.local_records_per_epoch} records per epoch, blocks of {self.block_size}, "
+            f"shuffle={self.shuffle}, seed={self.seed}, epochs={self.num_epochs})"
+        )

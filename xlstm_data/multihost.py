@@ -21,6 +21,7 @@ from xlstm_data.transforms.shift import BATCH_FIELDS
 
 LOGGER = logging.getLogger(__name__)
 
+
 def _close(handle: list[grain.DatasetIterator | None]) -> None:
     iterator, handle[0] = handle[0], None
     close = getattr(iterator, "close", None)
@@ -37,13 +38,16 @@ def data_axes(mesh: Mesh, names: Sequence[str] | None = None) -> tuple[str, ...]
     if names is not None:
         unknown = [n for n in names if n not in mesh.axis_names]
         if unknown:
-            raise ValueError(f"data_axis_names {unknown} are not axes of the mesh "
-                             f"{mesh.axis_names}.")
+            raise ValueError(
+                f"data_axis_names {unknown} are not axes of the mesh {mesh.axis_names}."
+            )
         return tuple(names)
     axes = tuple(n for n in mesh.axis_names if n in DATA_AXIS_NAMES)
     if not axes:
-        raise ValueError(f"None of the mesh axes {mesh.axis_names} is a known data axis "
-                         f"{DATA_AXIS_NAMES}; pass data_axis_names=... to make_grain_iterator.")
+        raise ValueError(
+            f"None of the mesh axes {mesh.axis_names} is a known data axis "
+            f"{DATA_AXIS_NAMES}; pass data_axis_names=... to make_grain_iterator."
+        )
     return axes
 
 
@@ -64,10 +68,21 @@ class MultiHostDataLoadIterator:
     all have; with `drop_remainder=True` all stop when the first one runs out.
     """
 
-    def __init__(self, dataset: grain.IterDataset, global_mesh: Mesh, *, schedule: BatchSchedule,
-                 max_target_length: int, data_axis_names: Sequence[str], host_index: int,
-                 host_count: int, sync_end: bool, drop_remainder: bool,
-                 steps_per_epoch: int | None, reset_after_epoch: bool = False):
+    def __init__(
+        self,
+        dataset: grain.IterDataset,
+        global_mesh: Mesh,
+        *,
+        schedule: BatchSchedule,
+        max_target_length: int,
+        data_axis_names: Sequence[str],
+        host_index: int,
+        host_count: int,
+        sync_end: bool,
+        drop_remainder: bool,
+        steps_per_epoch: int | None,
+        reset_after_epoch: bool = False,
+    ):
         self.dataset = dataset
         self.global_mesh = global_mesh
         self.schedule = schedule
@@ -143,21 +158,28 @@ class MultiHostDataLoadIterator:
         stop, pad = self._agree_on_end(local is not None)
         if stop:
             if local is not None:
-                LOGGER.warning("Host %d dropped a batch at the end of the stream: another host "
-                               "ran out first (drop_remainder=True).", self.host_index)
+                LOGGER.warning(
+                    "Host %d dropped a batch at the end of the stream: another host "
+                    "ran out first (drop_remainder=True).",
+                    self.host_index,
+                )
             self._end_of_epoch()
             raise StopIteration
         if pad:
             rows = self.schedule.local_rows(self.step)
             zeros = np.zeros((rows, self.max_target_length), np.int32)
-            local = ({k: zeros for k in BATCH_FIELDS},
-                     Counter(padding_rows=rows, padding_tokens=zeros.size))
+            local = (
+                {k: zeros for k in BATCH_FIELDS},
+                Counter(padding_rows=rows, padding_tokens=zeros.size),
+            )
         fields, counts = local
         self.counts.update(counts)
         global_shape = (self.schedule.global_rows(self.step), self.max_target_length)
         self.step += 1
-        arrays = {k: jax.make_array_from_process_local_data(self.sharding, fields[k], global_shape)
-                  for k in BATCH_FIELDS}
+        arrays = {
+            k: jax.make_array_from_process_local_data(self.sharding, fields[k], global_shape)
+            for k in BATCH_FIELDS
+        }
         return LLMBatch(**arrays)
 
     def close(self) -> None:
@@ -190,4 +212,6 @@ class MultiHostDataLoadIterator:
         self.step = state["step"]
 
     def __str__(self) -> str:
-        return f"MultiHostDataLoadIterator(host {self.host_index}/{self.host_count}):\n{self.dataset}"
+        return (
+            f"MultiHostDataLoadIterator(host {self.host_index}/{self.host_count}):\n{self.dataset}"
+        )

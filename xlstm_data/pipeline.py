@@ -35,8 +35,14 @@ MIN_PACKING_WINDOW_ROWS = 64
 READ_AHEAD_BLOCKS = 4
 
 # Fields that every config of a mixture must share, since they shape the common batches.
-_SHARED_FIELDS = ("global_batch_size", "max_target_length", "drop_remainder", "num_epochs",
-                  "batch_rampup_factors", "shift_target")
+_SHARED_FIELDS = (
+    "global_batch_size",
+    "max_target_length",
+    "drop_remainder",
+    "num_epochs",
+    "batch_rampup_factors",
+    "shift_target",
+)
 
 
 def resolve_tokenizer(config: DataConfig) -> Tokenizer | None:
@@ -49,8 +55,12 @@ def eod_id(config: DataConfig, tokenizer: Tokenizer | None) -> int | None:
     """The configured end-of-document id, else the tokenizer's EOS id."""
     if config.eod_token_id is not None:
         if tokenizer is not None and tokenizer.eos_id not in (None, config.eod_token_id):
-            LOGGER.warning("eod_token_id=%d differs from the tokenizer's EOS id %d; using %d.",
-                           config.eod_token_id, tokenizer.eos_id, config.eod_token_id)
+            LOGGER.warning(
+                "eod_token_id=%d differs from the tokenizer's EOS id %d; using %d.",
+                config.eod_token_id,
+                tokenizer.eos_id,
+                config.eod_token_id,
+            )
         return config.eod_token_id
     return tokenizer.eos_id if tokenizer is not None else None
 
@@ -59,8 +69,14 @@ def packing_window_rows(config: DataConfig, local_batch_size: int) -> int:
     return config.grain_packing_bin_count or max(local_batch_size, MIN_PACKING_WINDOW_ROWS)
 
 
-def document_rows(config: DataConfig, source: Any, *, host_index: int, host_count: int,
-                  tokenizer: Tokenizer | None = None) -> tuple[grain.IterDataset, int]:
+def document_rows(
+    config: DataConfig,
+    source: Any,
+    *,
+    host_index: int,
+    host_count: int,
+    tokenizer: Tokenizer | None = None,
+) -> tuple[grain.IterDataset, int]:
     """Rows (`Row`) of one config on one host, and the records per epoch (all hosts).
 
     The recipe reads top to bottom: record keys per read block, records, texts or tokens,
@@ -72,23 +88,41 @@ def document_rows(config: DataConfig, source: Any, *, host_index: int, host_coun
     num_records = len(source)
     if num_records == 0:
         raise ValueError(f"{name} has no records.")
-    per_epoch = records_per_epoch(num_records, global_batch_size=config.global_batch_size,
-                                  drop_remainder=config.drop_remainder,
-                                  max_steps_per_epoch=config.max_steps_per_epoch, name=name)
+    per_epoch = records_per_epoch(
+        num_records,
+        global_batch_size=config.global_batch_size,
+        drop_remainder=config.drop_remainder,
+        max_steps_per_epoch=config.max_steps_per_epoch,
+        name=name,
+    )
     padded = PaddedDataset(source, max(num_records, per_epoch), config.data_column)
     eod = eod_id(config, tokenizer)
-    bos_id, end_ids = special_token_ids(tokenizer=tokenizer, add_bos=config.add_bos,
-                                        add_eos=config.add_eos, add_eod=config.add_eod,
-                                        eod_token_id=eod)
+    bos_id, end_ids = special_token_ids(
+        tokenizer=tokenizer,
+        add_bos=config.add_bos,
+        add_eos=config.add_eos,
+        add_eod=config.add_eod,
+        eod_token_id=eod,
+    )
     describe = getattr(source, "describe", None)
-    parse_args = {"column": config.data_column, "num_records": num_records,
-                  "invalid_records": config.invalid_records, "describe": describe}
+    parse_args = {
+        "column": config.data_column,
+        "num_records": num_records,
+        "invalid_records": config.invalid_records,
+        "describe": describe,
+    }
 
-    blocks = EpochBlocks(num_records=num_records, records_per_epoch=per_epoch,
-                         global_batch_size=config.global_batch_size, host_index=host_index,
-                         host_count=host_count, block_size=config.read_block_size,
-                         shuffle=config.shuffle_data, seed=config.data_shuffle_seed,
-                         num_epochs=config.num_epochs)
+    blocks = EpochBlocks(
+        num_records=num_records,
+        records_per_epoch=per_epoch,
+        global_batch_size=config.global_batch_size,
+        host_index=host_index,
+        host_count=host_count,
+        block_size=config.read_block_size,
+        shuffle=config.shuffle_data,
+        seed=config.data_shuffle_seed,
+        num_epochs=config.num_epochs,
+    )
     records = blocks.map(ReadRecords(padded))
     if config.tokenize_data:
         if tokenizer is None:
@@ -101,10 +135,14 @@ def document_rows(config: DataConfig, source: Any, *, host_index: int, host_coun
     documents = documents.map(Chunk(config.row_length, config.truncate_documents))
     local_batch_size = config.global_batch_size // host_count
     rows = RowsIterDataset(
-        documents.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
-                                                    prefetch_buffer_size=READ_AHEAD_BLOCKS)),
+        documents.to_iter_dataset(
+            grain.ReadOptions(
+                num_threads=config.read_threads, prefetch_buffer_size=READ_AHEAD_BLOCKS
+            )
+        ),
         row_length=config.row_length,
-        window_rows=packing_window_rows(config, local_batch_size), packed=config.grain_packing,
+        window_rows=packing_window_rows(config, local_batch_size),
+        packed=config.grain_packing,
         eod_id=eod if not config.tokenize_data else None,
     )
     return rows, per_epoch
@@ -128,33 +166,60 @@ def _mark_absl_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def batches(rows: grain.IterDataset, config: DataConfig, schedule: BatchSchedule,
-            tokenizer: Tokenizer | None) -> grain.IterDataset:
+def batches(
+    rows: grain.IterDataset,
+    config: DataConfig,
+    schedule: BatchSchedule,
+    tokenizer: Tokenizer | None,
+) -> grain.IterDataset:
     """Local batches `(fields, counts)` from rows: group, shift, prefetch, ramp up."""
     pad_remainder = not config.drop_remainder
-    groups = RowGroupsIterDataset(rows, group_rows=schedule.group_rows,
-                                  pad_remainder=pad_remainder, shift_target=config.shift_target,
-                                  first_input_id=first_input_id(config, tokenizer))
+    groups = RowGroupsIterDataset(
+        rows,
+        group_rows=schedule.group_rows,
+        pad_remainder=pad_remainder,
+        shift_target=config.shift_target,
+        first_input_id=first_input_id(config, tokenizer),
+    )
     if config.worker_count > 0:
         _mark_absl_flags_parsed()
-        groups = groups.mp_prefetch(grain.MultiprocessingOptions(
-            num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size))
+        groups = groups.mp_prefetch(
+            grain.MultiprocessingOptions(
+                num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size
+            )
+        )
     else:
         groups = grain.experimental.ThreadPrefetchIterDataset(
-            groups, prefetch_buffer_size=config.worker_buffer_size)
+            groups, prefetch_buffer_size=config.worker_buffer_size
+        )
     return RampupBatchIterDataset(groups, schedule, pad_remainder=pad_remainder)
 
 
-def preprocess_dataset(dataloading_host_index: int, dataloading_host_count: int, dataset: Any,
-                       data_column_name: str, tokenize: bool, global_batch_size: int,
-                       max_target_length: int, shuffle: bool, data_shuffle_seed: int,
-                       tokenizer_path: str | None = None, hf_access_token: str | None = None,
-                       add_bos: bool = True, add_eos: bool = True, add_eod: bool = True,
-                       grain_packing: bool = False, grain_packing_bin_count: int | None = None,
-                       shift: bool = True, drop_remainder: bool = True,
-                       num_epochs: int | None = None, tokenizer_cache_dir: str | None = None,
-                       max_steps_per_epoch: int | None = None, eod_token_id: int | None = None,
-                       **config_fields: Any) -> tuple[grain.IterDataset, Any]:
+def preprocess_dataset(
+    dataloading_host_index: int,
+    dataloading_host_count: int,
+    dataset: Any,
+    data_column_name: str,
+    tokenize: bool,
+    global_batch_size: int,
+    max_target_length: int,
+    shuffle: bool,
+    data_shuffle_seed: int,
+    tokenizer_path: str | None = None,
+    hf_access_token: str | None = None,
+    add_bos: bool = True,
+    add_eos: bool = True,
+    add_eod: bool = True,
+    grain_packing: bool = False,
+    grain_packing_bin_count: int | None = None,
+    shift: bool = True,
+    drop_remainder: bool = True,
+    num_epochs: int | None = None,
+    tokenizer_cache_dir: str | None = None,
+    max_steps_per_epoch: int | None = None,
+    eod_token_id: int | None = None,
+    **config_fields: Any,
+) -> tuple[grain.IterDataset, Any]:
     """One source on one host → `(IterDataset of local batches, data source)`.
 
     Local batches are `(fields, counts)`: the six `LLMBatch` fields as numpy arrays of this
@@ -162,20 +227,37 @@ def preprocess_dataset(dataloading_host_index: int, dataloading_host_count: int,
     arguments are `DataConfig` fields (worker_count, batch_rampup_factors, …).
     """
     config = DataConfig(
-        global_batch_size=global_batch_size, max_target_length=max_target_length,
-        shuffle_data=shuffle, data_shuffle_seed=data_shuffle_seed, data_column=data_column_name,
-        tokenize_data=tokenize, tokenizer_path=tokenizer_path, hf_access_token=hf_access_token,
-        hf_cache_dir=tokenizer_cache_dir, add_bos=add_bos, add_eos=add_eos, add_eod=add_eod,
-        grain_packing=grain_packing, grain_packing_bin_count=grain_packing_bin_count,
-        drop_remainder=drop_remainder, num_epochs=num_epochs,
-        max_steps_per_epoch=max_steps_per_epoch, eod_token_id=eod_token_id,
+        global_batch_size=global_batch_size,
+        max_target_length=max_target_length,
+        shuffle_data=shuffle,
+        data_shuffle_seed=data_shuffle_seed,
+        data_column=data_column_name,
+        tokenize_data=tokenize,
+        tokenizer_path=tokenizer_path,
+        hf_access_token=hf_access_token,
+        hf_cache_dir=tokenizer_cache_dir,
+        add_bos=add_bos,
+        add_eos=add_eos,
+        add_eod=add_eod,
+        grain_packing=grain_packing,
+        grain_packing_bin_count=grain_packing_bin_count,
+        drop_remainder=drop_remainder,
+        num_epochs=num_epochs,
+        max_steps_per_epoch=max_steps_per_epoch,
+        eod_token_id=eod_token_id,
         **({"shift_target": "inputs" if shift else "none"} | config_fields),
     )
     tokenizer = resolve_tokenizer(config)
-    schedule = BatchSchedule(global_batch_size, config.batch_rampup_factors,
-                             host_count=dataloading_host_count)
-    rows, _ = document_rows(config, dataset, host_index=dataloading_host_index,
-                            host_count=dataloading_host_count, tokenizer=tokenizer)
+    schedule = BatchSchedule(
+        global_batch_size, config.batch_rampup_factors, host_count=dataloading_host_count
+    )
+    rows, _ = document_rows(
+        config,
+        dataset,
+        host_index=dataloading_host_index,
+        host_count=dataloading_host_count,
+        tokenizer=tokenizer,
+    )
     return batches(rows, config, schedule, tokenizer), dataset
 
 
@@ -183,8 +265,10 @@ def _check_mixture(configs: Sequence[DataConfig], weights: Sequence[float] | Non
     if weights is None:
         weights = [1.0] * len(configs)
     if len(weights) != len(configs):
-        raise ValueError(f"dataset_weights has {len(weights)} entries for {len(configs)} configs; "
-                         "give one weight per config.")
+        raise ValueError(
+            f"dataset_weights has {len(weights)} entries for {len(configs)} configs; "
+            "give one weight per config."
+        )
     if any(not w > 0 for w in weights):
         raise ValueError(f"dataset_weights {list(weights)} must all be positive.")
     first = configs[0]
@@ -200,8 +284,10 @@ def _check_mixture(configs: Sequence[DataConfig], weights: Sequence[float] | Non
 
 
 def _check_batch_divisible(config: DataConfig, host_count: int, data_parallel_size: int) -> None:
-    for divisor, what in ((host_count, "data-loading hosts (len(process_indices))"),
-                          (data_parallel_size, "devices along the mesh's data axes")):
+    for divisor, what in (
+        (host_count, "data-loading hosts (len(process_indices))"),
+        (data_parallel_size, "devices along the mesh's data axes"),
+    ):
         if config.global_batch_size % divisor:
             raise ValueError(
                 f"Invalid data config: global_batch_size = {config.global_batch_size} is not "
@@ -214,11 +300,15 @@ def _rows_per_host_are_fixed(configs: Sequence[DataConfig]) -> bool:
     return all(not c.grain_packing and c.truncate_documents for c in configs)
 
 
-def make_grain_iterator(configs: DataConfig | Sequence[DataConfig], global_mesh: Mesh,
-                        process_indices: Sequence[int],
-                        dataset_weights: Sequence[float] | None = None, *,
-                        data_axis_names: Sequence[str] | None = None,
-                        reset_after_epoch: bool = False) -> MultiHostDataLoadIterator:
+def make_grain_iterator(
+    configs: DataConfig | Sequence[DataConfig],
+    global_mesh: Mesh,
+    process_indices: Sequence[int],
+    dataset_weights: Sequence[float] | None = None,
+    *,
+    data_axis_names: Sequence[str] | None = None,
+    reset_after_epoch: bool = False,
+) -> MultiHostDataLoadIterator:
     """Global batches of one config, or of a weighted mixture of several, on `global_mesh`.
 
     `process_indices` lists the processes that load data; this host loads share
@@ -229,29 +319,41 @@ def make_grain_iterator(configs: DataConfig | Sequence[DataConfig], global_mesh:
     weights = _check_mixture(configs, dataset_weights)
     first = configs[0]
     if jax.process_index() not in process_indices:
-        raise ValueError(f"Process {jax.process_index()} is not in process_indices "
-                         f"{list(process_indices)}; list every process that loads data.")
+        raise ValueError(
+            f"Process {jax.process_index()} is not in process_indices "
+            f"{list(process_indices)}; list every process that loads data."
+        )
     host_index, host_count = process_indices.index(jax.process_index()), len(process_indices)
     axes = data_axes(global_mesh, data_axis_names)
     data_parallel_size = math.prod(global_mesh.shape[a] for a in axes)
     for config in configs:
         _check_batch_divisible(config, host_count, data_parallel_size)
-    schedule = BatchSchedule(first.global_batch_size, first.batch_rampup_factors,
-                             host_count=host_count, data_parallel_size=data_parallel_size)
+    schedule = BatchSchedule(
+        first.global_batch_size,
+        first.batch_rampup_factors,
+        host_count=host_count,
+        data_parallel_size=data_parallel_size,
+    )
 
     tokenizers = [resolve_tokenizer(c) for c in configs]
     first_inputs = {first_input_id(c, t) for c, t in zip(configs, tokenizers, strict=True)}
     if len(first_inputs) > 1:
-        raise ValueError(f"The configs of a mixture open rows with different tokens "
-                         f"{sorted(first_inputs)} (their EOD ids differ); give them one "
-                         "tokenizer or one eod_token_id.")
-    built = [document_rows(c, c.open_source(), host_index=host_index, host_count=host_count,
-                           tokenizer=t) for c, t in zip(configs, tokenizers, strict=True)]
+        raise ValueError(
+            f"The configs of a mixture open rows with different tokens "
+            f"{sorted(first_inputs)} (their EOD ids differ); give them one "
+            "tokenizer or one eod_token_id."
+        )
+    built = [
+        document_rows(c, c.open_source(), host_index=host_index, host_count=host_count, tokenizer=t)
+        for c, t in zip(configs, tokenizers, strict=True)
+    ]
     rows = [r for r, _ in built]
     if len(rows) > 1:
         if first.num_epochs is not None:
-            LOGGER.warning("A mixture with num_epochs=%d ends when its first source runs out.",
-                           first.num_epochs)
+            LOGGER.warning(
+                "A mixture with num_epochs=%d ends when its first source runs out.",
+                first.num_epochs,
+            )
         mixed = grain.IterDataset.mix(rows, weights)
     else:
         mixed = rows[0]
@@ -262,8 +364,15 @@ def make_grain_iterator(configs: DataConfig | Sequence[DataConfig], global_mesh:
         steps_per_epoch = built[0][1] // first.global_batch_size
     LOGGER.info("Input pipeline on host %d of %d:\n%s", host_index, host_count, local_batches)
     return MultiHostDataLoadIterator(
-        local_batches, global_mesh, schedule=schedule, max_target_length=first.max_target_length,
-        data_axis_names=axes, host_index=host_index, host_count=host_count,
-        sync_end=first.num_epochs is not None and not fixed, drop_remainder=first.drop_remainder,
-        steps_per_epoch=steps_per_epoch, reset_after_epoch=reset_after_epoch,
+        local_batches,
+        global_mesh,
+        schedule=schedule,
+        max_target_length=first.max_target_length,
+        data_axis_names=axes,
+        host_index=host_index,
+        host_count=host_count,
+        sync_end=first.num_epochs is not None and not fixed,
+        drop_remainder=first.drop_remainder,
+        steps_per_epoch=steps_per_epoch,
+        reset_after_epoch=reset_after_epoch,
     )

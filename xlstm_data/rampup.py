@@ -24,16 +24,24 @@ LOGGER = logging.getLogger(__name__)
 class BatchSchedule:
     """Global and per-host rows per step from `global_batch_size` and `{step: factor}`."""
 
-    def __init__(self, global_batch_size: int, factors: dict[int, float] | None, *,
-                 host_count: int, data_parallel_size: int = 1):
+    def __init__(
+        self,
+        global_batch_size: int,
+        factors: dict[int, float] | None,
+        *,
+        host_count: int,
+        data_parallel_size: int = 1,
+    ):
         self.global_batch_size = global_batch_size
         self.host_count = host_count
         steps = sorted(int(s) for s in (factors or {}))
         self._boundaries = steps
         self._sizes = [round(factors[s] * global_batch_size) for s in steps] if factors else []
         for step, size in zip(steps, self._sizes, strict=True):
-            for divisor, what in ((host_count, "data-loading hosts"),
-                                  (data_parallel_size, "data-parallel devices")):
+            for divisor, what in (
+                (host_count, "data-loading hosts"),
+                (data_parallel_size, "data-parallel devices"),
+            ):
                 if size % divisor:
                     raise ValueError(
                         f"Invalid data config: batch_rampup_factors gives {size} rows at step "
@@ -58,8 +66,7 @@ class BatchSchedule:
 class RampupBatchIterDataset(grain.IterDataset):
     """Grain IterDataset: row groups → local batches whose size follows a `BatchSchedule`."""
 
-    def __init__(self, parent: grain.IterDataset, schedule: BatchSchedule, *,
-                 pad_remainder: bool):
+    def __init__(self, parent: grain.IterDataset, schedule: BatchSchedule, *, pad_remainder: bool):
         super().__init__(parent)
         self.schedule = schedule
         self.pad_remainder = pad_remainder
@@ -87,8 +94,10 @@ class _RampupBatchIterator(grain.DatasetIterator):
                 break
         if not groups or (len(groups) < needed and not self._spec.pad_remainder):
             if groups:
-                LOGGER.warning("Dropped the last %d rows of the stream (drop_remainder=True).",
-                               sum(len(g[0]["inputs"]) for g in groups))
+                LOGGER.warning(
+                    "Dropped the last %d rows of the stream (drop_remainder=True).",
+                    sum(len(g[0]["inputs"]) for g in groups),
+                )
             raise StopIteration
         self._step += 1
         if needed == 1:
@@ -101,8 +110,10 @@ class _RampupBatchIterator(grain.DatasetIterator):
         if missing:
             counts["padding_rows"] += missing
             counts["padding_tokens"] += missing * fields["inputs"].shape[1]
-            fields = {k: np.concatenate([v, np.zeros((missing, v.shape[1]), v.dtype)])
-                      for k, v in fields.items()}
+            fields = {
+                k: np.concatenate([v, np.zeros((missing, v.shape[1]), v.dtype)])
+                for k, v in fields.items()
+            }
         return fields, counts
 
     def get_state(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xlstm_data.documents import TOKEN_DTYPE, Documents
+from xlstm_data.documents import Documents
 
 LOGGER = logging.getLogger(__name__)
 
@@ -107,8 +107,12 @@ class HFTokenizer(Tokenizer):
         self._tokenizer.no_padding()
         self.vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
         names = _special_token_names(Path(self.path).parent)
-        self.bos_id = self._token_id(names.get("bos_token") or names.get("cls_token"), _BOS_CANDIDATES)
-        self.eos_id = self._token_id(names.get("eos_token") or names.get("sep_token"), _EOS_CANDIDATES)
+        self.bos_id = self._token_id(
+            names.get("bos_token") or names.get("cls_token"), _BOS_CANDIDATES
+        )
+        self.eos_id = self._token_id(
+            names.get("eos_token") or names.get("sep_token"), _EOS_CANDIDATES
+        )
         self.pad_id = self._token_id(names.get("pad_token"), _PAD_CANDIDATES)
 
     def _token_id(self, name: str | None, candidates: tuple[str, ...]) -> int | None:
@@ -140,7 +144,7 @@ def _non_negative(token_id: int) -> int | None:
 
 
 def _special_token_names(folder: Path) -> dict[str, str]:
-    """bos/eos/pad/cls/sep token strings from `tokenizer_config.json` / `special_tokens_map.json`."""
+    """Special token strings from `tokenizer_config.json` / `special_tokens_map.json`."""
     names: dict[str, str] = {}
     for file_name in reversed(_HF_CONFIG_FILES):
         file = folder / file_name
@@ -157,8 +161,11 @@ def _special_token_names(folder: Path) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=16)
-def load_tokenizer(tokenizer_path: str | os.PathLike, hf_access_token: str | None = None,
-                   cache_dir: str | None = None) -> Tokenizer:
+def load_tokenizer(
+    tokenizer_path: str | os.PathLike,
+    hf_access_token: str | None = None,
+    cache_dir: str | None = None,
+) -> Tokenizer:
     """Loads a sentencepiece `.model`, an HF `tokenizer.json`, an HF folder or an HF hub name.
 
     A hub name (e.g. `gpt2`) is fetched once with `huggingface_hub` into `cache_dir`; every
@@ -201,4 +208,3 @@ def _download_hub_tokenizer(name: str, token: str | None, cache_dir: str | None)
         except Exception:  # optional files; special ids then come from known token names
             LOGGER.debug("No %s in hub repository %s.", extra, name)
     return file
-

@@ -78,8 +78,9 @@ def count_records(file: str) -> int:
     return count
 
 
-def load_array_record_dataset(dataset_path: str | os.PathLike,
-                              file_extension: str = ".arecord") -> ArrayRecordSource:
+def load_array_record_dataset(
+    dataset_path: str | os.PathLike, file_extension: str = ".arecord"
+) -> ArrayRecordSource:
     """All `*{file_extension}` files of a folder as one source, ordered by their shard index."""
     folder = Path(dataset_path).expanduser()
     if not folder.is_dir():
@@ -100,6 +101,10 @@ def load_array_record_dataset(dataset_path: str | os.PathLike,
             LOGGER.warning("ArrayRecord file %s holds no records; it is left out.", file)
     kept = [(f, n) for f, n in zip(files, counts, strict=True) if n > 0]
     if not kept:
-        raise ValueError(f"ArrayRecord folder {str(folder)!r} holds no records in {len(files)} files.")
-    LOGGER.info("Loaded %d records from %d ArrayRecord files in %s.", sum(counts), len(kept), folder)
+        raise ValueError(
+            f"ArrayRecord folder {str(folder)!r} holds no records in {len(files)} files."
+        )
+    LOGGER.info(
+        "Loaded %d records from %d ArrayRecord files in %s.", sum(counts), len(kept), folder
+    )
     return ArrayRecordSource([f for f, _ in kept], [n for _, n in kept])

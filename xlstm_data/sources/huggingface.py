@@ -18,8 +18,14 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-_BUILDER_BY_SUFFIX = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet",
-                      ".txt": "text", ".arrow": "arrow"}
+_BUILDER_BY_SUFFIX = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".arrow": "arrow",
+}
 
 
 def _is_saved_dataset(folder: Path) -> bool:
@@ -50,9 +56,14 @@ def load_huggingface_dataset(config: HFHubDataConfig) -> datasets.Dataset:
                 )
             name, data_files = _BUILDER_BY_SUFFIX[path.suffix], str(path)
         loaded = datasets.load_dataset(
-            name, name=config.hf_name, data_dir=config.hf_data_dir, data_files=data_files,
-            cache_dir=config.hf_cache_dir, token=config.hf_access_token,
-            num_proc=config.hf_num_data_processes, **kwargs,
+            name,
+            name=config.hf_name,
+            data_dir=config.hf_data_dir,
+            data_files=data_files,
+            cache_dir=config.hf_cache_dir,
+            token=config.hf_access_token,
+            num_proc=config.hf_num_data_processes,
+            **kwargs,
         )
     dataset = _select_split(loaded, config.split, config.hf_path)
     if config.data_column not in dataset.column_names:

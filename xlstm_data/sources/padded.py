@@ -53,8 +53,10 @@ class PaddedDataset(grain.sources.RandomAccessDataSource):
         return [next(records) if k < size else empty for k in record_keys]
 
     def __repr__(self) -> str:
-        return (f"PaddedDataset({self.dataset!r}, full_dataset_length={self.full_dataset_length}, "
-                f"column_name={self.column_name!r})")
+        return (
+            f"PaddedDataset({self.dataset!r}, full_dataset_length={self.full_dataset_length}, "
+            f"column_name={self.column_name!r})"
+        )
 
 
 def read_records(dataset: Any, keys: list[int], column_name: str) -> list[Any]:

@@ -22,8 +22,15 @@ class RowGroupsIterDataset(grain.IterDataset):
     (`pad_remainder=True`) or dropped and counted.
     """
 
-    def __init__(self, parent: grain.IterDataset, *, group_rows: int, pad_remainder: bool,
-                 shift_target: Literal["inputs", "targets", "none"], first_input_id: int):
+    def __init__(
+        self,
+        parent: grain.IterDataset,
+        *,
+        group_rows: int,
+        pad_remainder: bool,
+        shift_target: Literal["inputs", "targets", "none"],
+        first_input_id: int,
+    ):
         super().__init__(parent)
         self.group_rows = group_rows
         self.pad_remainder = pad_remainder
@@ -34,8 +41,10 @@ class RowGroupsIterDataset(grain.IterDataset):
         return _RowGroupsIterator(self._parent.__iter__(), self)
 
     def __str__(self) -> str:
-        return (f"RowGroupsIterDataset(group_rows={self.group_rows}, "
-                f"pad_remainder={self.pad_remainder}, shift_target={self.shift_target!r})")
+        return (
+            f"RowGroupsIterDataset(group_rows={self.group_rows}, "
+            f"pad_remainder={self.pad_remainder}, shift_target={self.shift_target!r})"
+        )
 
 
 class _RowGroupsIterator(grain.DatasetIterator):
@@ -60,8 +69,9 @@ class _RowGroupsIterator(grain.DatasetIterator):
         if missing:
             self._exhausted = True
             if rows and not spec.pad_remainder:
-                LOGGER.warning("Dropped the last %d rows of the stream (drop_remainder=True).",
-                               len(rows))
+                LOGGER.warning(
+                    "Dropped the last %d rows of the stream (drop_remainder=True).", len(rows)
+                )
             if not rows or not spec.pad_remainder:
                 raise StopIteration
             counts["padding_rows"] += missing
@@ -69,8 +79,9 @@ class _RowGroupsIterator(grain.DatasetIterator):
         arrays = [np.stack([getattr(r, f) for r in rows]) for f in Row.ARRAY_FIELDS]
         if missing:
             arrays = [np.concatenate([a, np.zeros((missing, a.shape[1]), a.dtype)]) for a in arrays]
-        fields = shift_rows(*arrays, shift_target=spec.shift_target,
-                            first_input_id=spec.first_input_id)
+        fields = shift_rows(
+            *arrays, shift_target=spec.shift_target, first_input_id=spec.first_input_id
+        )
         return fields, counts
 
     def get_state(self) -> dict[str, Any]:
@@ -79,4 +90,3 @@ class _RowGroupsIterator(grain.DatasetIterator):
     def set_state(self, state: dict[str, Any]) -> None:
         self._parent.set_state(state["parent"])
         self._exhausted = state["exhausted"]
-

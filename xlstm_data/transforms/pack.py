@@ -79,8 +79,9 @@ def one_per_row(lengths: np.ndarray) -> Placement:
     return Placement(np.arange(count, dtype=np.int64), np.zeros(count, np.int64), count)
 
 
-def materialize_rows(documents: Documents, placement: Placement, row_length: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def materialize_rows(
+    documents: Documents, placement: Placement, row_length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement."""
     size = placement.num_rows * row_length
     targets = np.zeros(size, dtype=TOKEN_DTYPE)
@@ -98,7 +99,8 @@ def materialize_rows(documents: Documents, placement: Placement, row_length: int
         rows_in_order = placement.row[by_place]
         first_of_row = np.r_[True, rows_in_order[1:] != rows_in_order[:-1]]
         rank = np.arange(len(by_place)) - np.maximum.accumulate(
-            np.where(first_of_row, np.arange(len(by_place)), 0))
+            np.where(first_of_row, np.arange(len(by_place)), 0)
+        )
         segment_of_doc = np.zeros(len(lengths), dtype=np.int32)
         segment_of_doc[by_place] = rank + 1
         segments[destination] = np.repeat(segment_of_doc[placed], lengths[placed])
@@ -107,8 +109,9 @@ def materialize_rows(documents: Documents, placement: Placement, row_length: int
     return targets.reshape(shape), segments.reshape(shape), positions.reshape(shape)
 
 
-def segments_from_eod(targets: np.ndarray, segment_ids: np.ndarray, eod_id: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def segments_from_eod(
+    targets: np.ndarray, segment_ids: np.ndarray, eod_id: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Segment ids and positions of rows that may hold several documents separated by EOD.
 
     A new segment starts at the beginning of a row and after every EOD token; padding
@@ -134,8 +137,15 @@ class RowsIterDataset(grain.IterDataset):
     starts inside pre-tokenized records.
     """
 
-    def __init__(self, parent: grain.IterDataset, *, row_length: int, window_rows: int,
-                 packed: bool, eod_id: int | None = None):
+    def __init__(
+        self,
+        parent: grain.IterDataset,
+        *,
+        row_length: int,
+        window_rows: int,
+        packed: bool,
+        eod_id: int | None = None,
+    ):
         super().__init__(parent)
         self.row_length = row_length
         self.window_rows = window_rows
@@ -191,7 +201,7 @@ class _RowsIterator(grain.DatasetIterator):
                 continue
             if not pieces:
                 self._window_state = (self._block_state, self._next_document)
-            lengths = self._block.lengths[self._next_document:]
+            lengths = self._block.lengths[self._next_document :]
             if spec.packed:
                 fits = int(np.searchsorted(np.cumsum(lengths), budget - taken, side="right"))
                 count = max(fits, 1 if taken == 0 else 0)
@@ -221,7 +231,9 @@ class _RowsIterator(grain.DatasetIterator):
         counts = self._pending_counts
         counts["rows"] += placement.num_rows
         counts["tokens"] += int(documents.lengths.sum())
-        counts["padding_tokens"] += placement.num_rows * spec.row_length - int(documents.lengths.sum())
+        counts["padding_tokens"] += placement.num_rows * spec.row_length - int(
+            documents.lengths.sum()
+        )
         counts["documents"] += int((documents.lengths > 0).sum())
         return True
 

@@ -52,8 +52,14 @@ class ReadRecords:
 
 
 class _RecordParser:
-    def __init__(self, *, column: str, num_records: int, invalid_records: Literal["raise", "skip"],
-                 describe: Any = None):
+    def __init__(
+        self,
+        *,
+        column: str,
+        num_records: int,
+        invalid_records: Literal["raise", "skip"],
+        describe: Any = None,
+    ):
         self.column = column
         self.num_records = num_records
         self.invalid_records = invalid_records
@@ -99,8 +105,12 @@ class ParseText(_RecordParser):
                     self._invalid(key, f"is not valid UTF-8 text ({error}).", counts)
                     value = ""
             elif not isinstance(value, str):
-                self._invalid(key, f"holds {type(value).__name__}, not text; for token arrays "
-                              "set tokenize_data=False.", counts)
+                self._invalid(
+                    key,
+                    f"holds {type(value).__name__}, not text; for token arrays "
+                    "set tokenize_data=False.",
+                    counts,
+                )
                 value = ""
             texts.append(value)
         return TextBlock(texts, counts)
@@ -133,11 +143,19 @@ class ParseTokens(_RecordParser):
         if isinstance(value, bytes) and len(value) % 4 == 0:
             return np.frombuffer(value, dtype="<i4")
         if isinstance(value, str):
-            self._invalid(key, "holds text where int32 token ids are expected; set "
-                          "tokenize_data=True to tokenize it.", counts)
+            self._invalid(
+                key,
+                "holds text where int32 token ids are expected; set "
+                "tokenize_data=True to tokenize it.",
+                counts,
+            )
         elif isinstance(value, bytes):
-            self._invalid(key, f"has {len(value)} bytes, not a multiple of 4, so it is not "
-                          "an int32 token array (text? then set tokenize_data=True).", counts)
+            self._invalid(
+                key,
+                f"has {len(value)} bytes, not a multiple of 4, so it is not "
+                "an int32 token array (text? then set tokenize_data=True).",
+                counts,
+            )
         elif (array := np.asarray(value)).dtype.kind in "iu":
             return array.astype(TOKEN_DTYPE, copy=False).reshape(-1)
         else:
@@ -151,9 +169,13 @@ class ParseTokens(_RecordParser):
         lengths = documents.lengths.copy()
         for doc in np.unique(doc_of_token[outside]).tolist():
             ids = documents.tokens[doc_of_token == doc]
-            self._invalid(int(keys[doc]), f"holds ids outside [0, {self.bound}) (min {ids.min()}, "
-                          f"max {ids.max()}): not token ids of this vocabulary (text stored as "
-                          "bytes? then set tokenize_data=True).", documents.counts)
+            self._invalid(
+                int(keys[doc]),
+                f"holds ids outside [0, {self.bound}) (min {ids.min()}, "
+                f"max {ids.max()}): not token ids of this vocabulary (text stored as "
+                "bytes? then set tokenize_data=True).",
+                documents.counts,
+            )
             lengths[doc] = 0
         keep = lengths[doc_of_token] > 0
         return Documents(documents.tokens[keep], lengths, documents.counts)

@@ -20,31 +20,56 @@ from typing import Literal
 
 import numpy as np
 
-BATCH_FIELDS = ("inputs", "targets", "inputs_position", "inputs_segmentation",
-                "targets_position", "targets_segmentation")
+BATCH_FIELDS = (
+    "inputs",
+    "targets",
+    "inputs_position",
+    "inputs_segmentation",
+    "targets_position",
+    "targets_segmentation",
+)
 
 
-def shift_rows(tokens: np.ndarray, segment_ids: np.ndarray, positions: np.ndarray, *,
-               shift_target: Literal["inputs", "targets", "none"], first_input_id: int
-               ) -> dict[str, np.ndarray]:
+def shift_rows(
+    tokens: np.ndarray,
+    segment_ids: np.ndarray,
+    positions: np.ndarray,
+    *,
+    shift_target: Literal["inputs", "targets", "none"],
+    first_input_id: int,
+) -> dict[str, np.ndarray]:
     """The `LLMBatch` fields of rows [batch, row length], all int32, [batch, length] each."""
     if shift_target == "none":
-        return {"inputs": tokens, "targets": tokens,
-                "inputs_position": positions, "inputs_segmentation": segment_ids,
-                "targets_position": positions, "targets_segmentation": segment_ids}
+        return {
+            "inputs": tokens,
+            "targets": tokens,
+            "inputs_position": positions,
+            "inputs_segmentation": segment_ids,
+            "targets_position": positions,
+            "targets_segmentation": segment_ids,
+        }
     if shift_target == "inputs":
         inputs = np.empty_like(tokens)
         inputs[:, 0] = first_input_id
         inputs[:, 1:] = tokens[:, :-1]
-        return {"inputs": inputs, "targets": tokens,
-                "inputs_position": positions, "inputs_segmentation": segment_ids,
-                "targets_position": positions, "targets_segmentation": segment_ids}
+        return {
+            "inputs": inputs,
+            "targets": tokens,
+            "inputs_position": positions,
+            "inputs_segmentation": segment_ids,
+            "targets_position": positions,
+            "targets_segmentation": segment_ids,
+        }
     # "targets": rows hold length + 1 tokens; a target in another document than its input is
     # masked (predicting a new document from the previous one's end would leak across them).
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     same_segment = (segment_ids[:, 1:] == segment_ids[:, :-1]) & (segment_ids[:, :-1] > 0)
     input_segments, input_positions = segment_ids[:, :-1], positions[:, :-1]
-    return {"inputs": inputs, "targets": targets,
-            "inputs_position": input_positions, "inputs_segmentation": input_segments,
-            "targets_position": np.where(same_segment, input_positions, 0).astype(np.int32),
-            "targets_segmentation": np.where(same_segment, input_segments, 0).astype(np.int32)}
+    return {
+        "inputs": inputs,
+        "targets": targets,
+        "inputs_position": input_positions,
+        "inputs_segmentation": input_segments,
+        "targets_position": np.where(same_segment, input_positions, 0).astype(np.int32),
+        "targets_segmentation": np.where(same_segment, input_segments, 0).astype(np.int32),
+    }

@@ -16,8 +16,9 @@ def count_empty_documents(documents: Documents) -> None:
     counts["empty_documents"] += empty - counts["padding_records"] - counts["invalid_records"]
 
 
-def add_special_tokens(documents: Documents, *, bos_id: int | None,
-                       end_ids: tuple[int, ...]) -> Documents:
+def add_special_tokens(
+    documents: Documents, *, bos_id: int | None, end_ids: tuple[int, ...]
+) -> Documents:
     """Prepends `bos_id` (if given) and appends `end_ids` (EOS and/or EOD) to every document.
 
     Empty documents stay empty: a record without text does not become a lone EOD.
@@ -65,16 +66,25 @@ class Tokenize:
         return documents
 
 
-def special_token_ids(*, tokenizer: Tokenizer | None, add_bos: bool, add_eos: bool, add_eod: bool,
-                      eod_token_id: int | None) -> tuple[int | None, tuple[int, ...]]:
+def special_token_ids(
+    *,
+    tokenizer: Tokenizer | None,
+    add_bos: bool,
+    add_eos: bool,
+    add_eod: bool,
+    eod_token_id: int | None,
+) -> tuple[int | None, tuple[int, ...]]:
     """(BOS id or None, ids appended to every document), with clear errors for missing ids.
 
     EOS and EOD are appended once, not twice, when they are the same token.
     """
+
     def require(token_id: int | None, what: str) -> int:
         if token_id is None:
-            raise ValueError(f"{what} is requested but the tokenizer "
-                             f"({tokenizer}) has no such token; set it to False.")
+            raise ValueError(
+                f"{what} is requested but the tokenizer "
+                f"({tokenizer}) has no such token; set it to False."
+            )
         return token_id
 
     bos_id = require(tokenizer.bos_id if tokenizer else None, "add_bos") if add_bos else None
@@ -83,8 +93,10 @@ def special_token_ids(*, tokenizer: Tokenizer | None, add_bos: bool, add_eos: bo
         end_ids.append(require(tokenizer.eos_id if tokenizer else None, "add_eos"))
     if add_eod:
         if eod_token_id is None:
-            raise ValueError("add_eod=True needs an end-of-document id: set eod_token_id or a "
-                             "tokenizer_path whose tokenizer has an EOS token.")
+            raise ValueError(
+                "add_eod=True needs an end-of-document id: set eod_token_id or a "
+                "tokenizer_path whose tokenizer has an EOS token."
+            )
         if eod_token_id not in end_ids:
             end_ids.append(eod_token_id)
     return bos_id, tuple(end_ids)
