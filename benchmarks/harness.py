@@ -1,0 +1,138 @@
+"""Shared benchmark plumbing: isolated runs, timing, peak memory, the table and the JSON line.
+
+Every variant runs in a fresh Python process (`python <script> --variant NAME ...`), so its
+peak RSS and start-up time are its own and variants cannot warm each other's caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xlstm_data.corpus import write_array_record_shards
+
+
+@dataclass
+class Measurement:
+    """What one variant did: real tokens, batches, row slots, wall times, peak RSS."""
+
+    tokens: int
+    batches: int
+    slots: int
+    first_batch_s: float
+    steady_s: float
+    peak_rss_mb: float
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "tokens_per_s": round(self.tokens / self.steady_s),
+            "batches_per_s": round(self.batches / self.steady_s, 2),
+            "time_to_first_batch_s": round(self.first_batch_s, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "padding_fraction": round(1 - self.tokens / self.slots, 4) if self.slots else 0.0,
+        }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(
+    batches: Iterator,
+    count_tokens: Callable[[object], tuple[int, int]],
+    *,
+    warmup: int,
+    steps: int,
+    started: float,
+) -> Measurement:
+    """Times `steps` batches after `warmup`; `count_tokens(batch)` gives (real tokens, slots)."""
+    first = next(batches)
+    first_batch_s = time.perf_counter() - started
+    for _ in range(warmup):
+        next(batches)
+    tokens = slots = 0
+    begin = time.perf_counter()
+    for _ in range(steps):
+        real, total = count_tokens(next(batches))
+        tokens, slots = tokens + real, slots + total
+    steady_s = time.perf_counter() - begin
+    del first
+    return Measurement(tokens, steps, slots, first_batch_s, steady_s, peak_rss_mb())
+
+
+def lognormal_lengths(
+    count: int, *, median: int, sigma: float, seed: int, max_length: int = 50_000
+) -> np.ndarray:
+    """Document lengths with many short and a few very long documents."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.lognormal(np.log(median), sigma, count), 1, max_length).astype(np.int64)
+
+
+def write_token_shards(
+    folder: Path, lengths: np.ndarray, *, num_shards: int, vocab: int, seed: int
+) -> int:
+    """Pre-tokenized int32 documents of the given lengths as ArrayRecord shards; returns tokens."""
+    if (folder / "done").is_file():
+        return int((folder / "done").read_text())
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(3, vocab, size=int(lengths.sum()), dtype=np.int32)
+    ends = np.cumsum(lengths)
+    records = [tokens[e - n : e].tobytes() for e, n in zip(ends, lengths, strict=True)]
+    write_array_record_shards(records, folder / "train", num_shards=num_shards)
+    (folder / "done").write_text(str(len(tokens)))
+    return len(tokens)
+
+
+def run_variants(script: str, variants: list[str], args: list[str]) -> dict[str, dict]:
+    """Runs each variant of `script` in its own process; returns their JSON figures."""
+    results = {}
+    for variant in variants:
+        output = subprocess.run(
+            [sys.executable, script, "--variant", variant, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        if output.returncode != 0:
+            raise RuntimeError(f"variant {variant} failed:\n{output.stderr[-4000:]}")
+        results[variant] = json.loads(output.stdout.strip().splitlines()[-1])
+    return results
+
+
+def report(
+    title: str, results: dict[str, dict], *, ours: str, baseline: str, extra: dict | None = None
+) -> None:
+    """Prints the table (one row per variant, ratio ours/baseline) and one JSON line."""
+    keys = [
+        "tokens_per_s",
+        "batches_per_s",
+        "time_to_first_batch_s",
+        "peak_rss_mb",
+        "padding_fraction",
+    ]
+    print(f"\n{title}")
+    print(f"{'variant':<28}" + "".join(f"{k:>24}" for k in keys))
+    for name, figures in results.items():
+        print(f"{name:<28}" + "".join(f"{figures.get(k, float('nan')):>24,}" for k in keys))
+    ratio = results[ours]["tokens_per_s"] / results[baseline]["tokens_per_s"]
+    print(f"tokens/s ratio {ours}/{baseline}: {ratio:.2f}x")
+    line = {"benchmark": title, "results": results, "ratio_tokens_per_s": round(ratio, 3)}
+    print(json.dumps(line | (extra or {})))
+
+
+def variant_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/xlstm_data_bench"))
+    return parser

@@ -1,0 +1,68 @@
+"""One process of a real multihost run (started by test_multihost.py, not collected by pytest).
+
+Joins a JAX distributed job over loopback with gloo CPU collectives, builds the iterator from a
+JSON config and writes what this process saw: batch count, global shapes and its own rows.
+"""
+
+import argparse
+import json
+import os
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+
+import jax
+import numpy as np
+
+from xlstm_data import config_from_dict, make_grain_iterator
+
+
+def local_rows(array: jax.Array) -> dict[int, list[int]]:
+    """Global row index → row values, for the rows held by this process."""
+    rows = {}
+    for shard in array.addressable_shards:
+        begin = shard.index[0].start or 0
+        for offset, row in enumerate(np.asarray(shard.data)):
+            rows[begin + offset] = row.tolist()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--process-id", type=int, required=True)
+    parser.add_argument("--num-processes", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config", required=True, help="JSON of a config dict")
+    parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{args.port}",
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        initialization_timeout=60,
+        shutdown_timeout_seconds=30,
+    )
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    config = config_from_dict(json.loads(args.config))
+    iterator = make_grain_iterator(config, mesh, list(range(args.num_processes)))
+    seen = {"length": None, "shapes": [], "targets": [], "segmentation": []}
+    try:
+        seen["length"] = len(iterator)
+    except TypeError:
+        pass
+    with iterator:
+        for step, batch in enumerate(iterator):
+            if step == args.max_steps:
+                break
+            seen["shapes"].append(list(batch.targets.shape))
+            seen["targets"].append(local_rows(batch.targets))
+            seen["segmentation"].append(local_rows(batch.targets_segmentation))
+    with open(args.out, "w") as file:
+        json.dump(seen, file)
+    jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()
