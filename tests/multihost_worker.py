@@ -10,6 +10,8 @@ import os
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 
+import contextlib
+
 import jax
 import numpy as np
 
@@ -48,10 +50,8 @@ def main() -> None:
     config = config_from_dict(json.loads(args.config))
     iterator = make_grain_iterator(config, mesh, list(range(args.num_processes)))
     seen = {"length": None, "shapes": [], "targets": [], "segmentation": []}
-    try:
+    with contextlib.suppress(TypeError):
         seen["length"] = len(iterator)
-    except TypeError:
-        pass
     with iterator:
         for step, batch in enumerate(iterator):
             if step == args.max_steps:
