@@ -1,21 +1,27 @@
-"""One process of a real multihost run (started by test_multihost.py, not collected by pytest).
+"""One process of a real multihost run (started by the multihost tests, not collected by pytest).
 
 Joins a JAX distributed job over loopback with gloo CPU collectives, builds the iterator from a
-JSON config and writes what this process saw: batch count, global shapes and its own rows.
+JSON config and, by `--mode`:
+  run      iterates and writes what this process saw: batch count, global shapes, its rows;
+  save     iterates `--save-at` steps, saves the iterator with Orbax, writes `--out`, then keeps
+           running until it is killed;
+  restore  restores the latest Orbax checkpoint and writes what it saw next, like `run`.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import time
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 
-import contextlib
-
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 from xlstm_data import config_from_dict, make_grain_iterator
+from xlstm_data.checkpoint import DataIteratorRestore, DataIteratorSave
 
 
 def local_rows(array: jax.Array) -> dict[int, list[int]]:
@@ -28,13 +34,29 @@ def local_rows(array: jax.Array) -> dict[int, list[int]]:
     return rows
 
 
+def record(iterator, max_steps: int) -> dict:
+    seen = {"length": None, "shapes": [], "targets": [], "segmentation": []}
+    with contextlib.suppress(TypeError):
+        seen["length"] = len(iterator)
+    for step, batch in enumerate(iterator):
+        if step == max_steps:
+            break
+        seen["shapes"].append(list(batch.targets.shape))
+        seen["targets"].append(local_rows(batch.targets))
+        seen["segmentation"].append(local_rows(batch.targets_segmentation))
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--process-id", type=int, required=True)
     parser.add_argument("--num-processes", type=int, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--config", required=True, help="JSON of a config dict")
+    parser.add_argument("--mode", choices=["run", "save", "restore"], default="run")
     parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--save-at", type=int, default=0)
+    parser.add_argument("--checkpoint", default="")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -49,16 +71,24 @@ def main() -> None:
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     config = config_from_dict(json.loads(args.config))
     iterator = make_grain_iterator(config, mesh, list(range(args.num_processes)))
-    seen = {"length": None, "shapes": [], "targets": [], "segmentation": []}
-    with contextlib.suppress(TypeError):
-        seen["length"] = len(iterator)
     with iterator:
-        for step, batch in enumerate(iterator):
-            if step == args.max_steps:
-                break
-            seen["shapes"].append(list(batch.targets.shape))
-            seen["targets"].append(local_rows(batch.targets))
-            seen["segmentation"].append(local_rows(batch.targets_segmentation))
+        if args.mode == "save":
+            for _ in range(args.save_at):
+                next(iterator)
+            manager = ocp.CheckpointManager(args.checkpoint)
+            manager.save(args.save_at, args=ocp.args.Composite(data=DataIteratorSave(iterator)))
+            manager.wait_until_finished()
+            with open(args.out, "w") as file:
+                json.dump({"saved": args.save_at}, file)
+            while True:  # a job that keeps training until it is preempted
+                next(iterator)
+                time.sleep(0.05)
+        if args.mode == "restore":
+            manager = ocp.CheckpointManager(args.checkpoint)
+            manager.restore(
+                manager.latest_step(), args=ocp.args.Composite(data=DataIteratorRestore(iterator))
+            )
+        seen = record(iterator, args.max_steps)
     with open(args.out, "w") as file:
         json.dump(seen, file)
     jax.distributed.shutdown()

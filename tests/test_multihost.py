@@ -1,9 +1,12 @@
 """Real multihost runs: 2 and 4 local JAX processes over loopback with gloo collectives."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,33 +24,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_processes(tmp_path, count: int, config: dict, *, max_steps: int = 1000) -> list[dict]:
+def start_processes(folder, count: int, config: dict, *extra: str) -> tuple[list, list]:
+    """`count` worker processes of one distributed job; each writes folder/process_{i}.json."""
+    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    outputs = [tmp_path / f"process_{i}.json" for i in range(count)]
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                "--process-id",
-                str(i),
-                "--num-processes",
-                str(count),
-                "--port",
-                str(port),
-                "--config",
-                json.dumps(config),
-                "--max-steps",
-                str(max_steps),
-                "--out",
-                str(outputs[i]),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+    outputs = [folder / f"process_{i}.json" for i in range(count)]
+    processes = []
+    for i in range(count):
+        command = [sys.executable, str(WORKER), "--process-id", str(i), "--num-processes",
+                   str(count), "--port", str(port), "--config", json.dumps(config), "--out",
+                   str(outputs[i]), *extra]  # fmt: skip
+        processes.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
         )
-        for i in range(count)
-    ]
+    return processes, outputs
+
+
+def run_processes(folder, count: int, config: dict, *extra: str) -> list[dict]:
+    """Runs one job to completion (bounded) and returns what each process saw."""
+    processes, outputs = start_processes(folder, count, config, *extra)
     logs = []
     try:
         for process in processes:
@@ -118,3 +119,66 @@ def test_packed_epoch_ends_together_and_loses_nothing(tmp_path, text_data, sp_mo
         expected += [ids[i : i + 64] for i in range(0, len(ids), 64)]
     found = [r for s in seen for r in segments_of(s)]
     assert sorted(found) == sorted(expected)
+
+
+def test_killed_job_resumes_bit_for_bit_from_its_orbax_checkpoint(tmp_path, text_data, sp_model):
+    config = {
+        "data_config_type": "grain_arrayrecord",
+        "data_path": str(text_data),
+        "global_batch_size": 8,
+        "max_target_length": 64,
+        "tokenizer_path": str(sp_model),
+        "grain_packing": True,
+        "shuffle_data": True,
+        "worker_count": 1,
+        "read_block_size": 32,
+        "batch_rampup_factors": {0: 0.5, 6: 1.0},
+    }
+    save_at, after = 5, 4
+    reference = run_processes(
+        tmp_path / "reference", 2, config, "--max-steps", str(save_at + after)
+    )
+    checkpoint = str(tmp_path / "checkpoints")
+    processes, outputs = start_processes(
+        tmp_path / "first",
+        2,
+        config,
+        "--mode",
+        "save",
+        "--save-at",
+        str(save_at),
+        "--checkpoint",
+        checkpoint,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not all(o.exists() for o in outputs):
+            assert time.monotonic() < deadline, "the first job did not save in time"
+            assert all(p.poll() is None for p in processes), processes[0].communicate()[0]
+            time.sleep(0.2)
+    finally:
+        for process in processes:  # preemption: no clean-up, no flush
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    resumed = run_processes(
+        tmp_path / "resumed",
+        2,
+        config,
+        "--mode",
+        "restore",
+        "--checkpoint",
+        checkpoint,
+        "--max-steps",
+        str(after),
+    )
+    for before, after_restore in zip(reference, resumed, strict=True):
+        assert after_restore["shapes"] == before["shapes"][save_at:]
+        assert after_restore["targets"] == before["targets"][save_at:]
+        assert after_restore["segmentation"] == before["segmentation"][save_at:]
+    # A checkpoint of 2 processes does not restore on 1.
+    processes, _ = start_processes(
+        tmp_path / "single", 1, config, "--mode", "restore", "--checkpoint", checkpoint
+    )
+    log = processes[0].communicate(timeout=240)[0]
+    assert processes[0].returncode != 0
+    assert "No data iterator state process_0-of-1.json" in log

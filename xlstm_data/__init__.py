@@ -1,41 +1,48 @@
 """xlstm-data: a JAX/Grain input pipeline for language-model training.
 
-from xlstm_data import GrainArrayRecordsDataConfig, make_grain_iterator
-iterator = make_grain_iterator(config, global_mesh, process_indices)
-batch = next(iterator)  # LLMBatch of jax.Array, sharded over the mesh's data axes
+Usage::
+
+    from xlstm_data import GrainArrayRecordsDataConfig, make_grain_iterator
+
+    iterator = make_grain_iterator(config, global_mesh, process_indices)
+    batch = next(iterator)  # LLMBatch of jax.Array, sharded over the mesh's data axes
+
+Names are imported on first use, so Grain worker processes, which only need the transforms,
+start without importing JAX or HF datasets.
 """
 
-from xlstm_data.batch import LLMBatch
-from xlstm_data.config import (
-    ArrayRecordDataConfig,
-    DataConfig,
-    GrainArrayRecordsDataConfig,
-    HFHubDataConfig,
-    config_from_dict,
-    load_configs,
-)
-from xlstm_data.multihost import MultiHostDataLoadIterator
-from xlstm_data.pipeline import make_grain_iterator, preprocess_dataset
-from xlstm_data.sources.array_record import load_array_record_dataset
-from xlstm_data.sources.huggingface import load_huggingface_dataset
-from xlstm_data.sources.padded import PaddedDataset, pad_dataset
-from xlstm_data.tokenizer import Tokenizer, load_tokenizer
+import importlib
+from typing import Any
 
-__all__ = [
-    "ArrayRecordDataConfig",
-    "DataConfig",
-    "GrainArrayRecordsDataConfig",
-    "HFHubDataConfig",
-    "LLMBatch",
-    "MultiHostDataLoadIterator",
-    "PaddedDataset",
-    "Tokenizer",
-    "config_from_dict",
-    "load_array_record_dataset",
-    "load_configs",
-    "load_huggingface_dataset",
-    "load_tokenizer",
-    "make_grain_iterator",
-    "pad_dataset",
-    "preprocess_dataset",
-]
+_EXPORTS = {
+    "ArrayRecordDataConfig": "xlstm_data.config",
+    "DataConfig": "xlstm_data.config",
+    "GrainArrayRecordsDataConfig": "xlstm_data.config",
+    "HFHubDataConfig": "xlstm_data.config",
+    "MemmapDataConfig": "xlstm_data.config",
+    "TokenCacheDataConfig": "xlstm_data.config",
+    "config_from_dict": "xlstm_data.config",
+    "load_configs": "xlstm_data.config",
+    "LLMBatch": "xlstm_data.batch",
+    "MultiHostDataLoadIterator": "xlstm_data.multihost",
+    "make_grain_iterator": "xlstm_data.pipeline",
+    "preprocess_dataset": "xlstm_data.pipeline",
+    "load_array_record_dataset": "xlstm_data.sources.array_record",
+    "load_huggingface_dataset": "xlstm_data.sources.huggingface",
+    "PaddedDataset": "xlstm_data.sources.padded",
+    "pad_dataset": "xlstm_data.sources.padded",
+    "Tokenizer": "xlstm_data.tokenizer",
+    "load_tokenizer": "xlstm_data.tokenizer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'xlstm_data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

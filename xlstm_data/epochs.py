@@ -70,7 +70,8 @@ class EpochBlocks(grain.MapDataset):
     """Element i: the record keys of this host's i-th read block (blocks never span epochs).
 
     Keys ≥ `num_records` are padding. The length is infinite (`sys.maxsize`) when
-    `num_epochs` is None.
+    `num_epochs` is None. `first_position` starts the stream further in (this host's records
+    of all epochs counted one after the other), which skips ahead in O(1).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class EpochBlocks(grain.MapDataset):
         shuffle: bool,
         seed: int,
         num_epochs: int | None,
+        first_position: int = 0,
     ):
         super().__init__()
         self.num_records = num_records
@@ -99,12 +101,19 @@ class EpochBlocks(grain.MapDataset):
         self.local_batch_size = global_batch_size // host_count
         self.local_records_per_epoch = records_per_epoch // host_count
         self.blocks_per_epoch = math.ceil(self.local_records_per_epoch / block_size)
+        self.first_epoch, self.first_offset = divmod(first_position, self.local_records_per_epoch)
+        self.first_epoch_blocks = math.ceil(
+            (self.local_records_per_epoch - self.first_offset) / block_size
+        )
         self._permutation: tuple[int, RandomPermutation] | None = None
 
     def __len__(self) -> int:
         if self.num_epochs is None:
             return sys.maxsize
-        return self.blocks_per_epoch * self.num_epochs
+        later_epochs = self.num_epochs - self.first_epoch - 1
+        if later_epochs < 0:
+            return 0
+        return self.first_epoch_blocks + self.blocks_per_epoch * later_epochs
 
     def _permute(self, epoch: int, positions: np.ndarray) -> np.ndarray:
         if self._permutation is None or self._permutation[0] != epoch:
@@ -119,8 +128,11 @@ class EpochBlocks(grain.MapDataset):
             return self.slice(index)
         if index >= len(self):
             raise IndexError(f"block {index} is past the end ({len(self)} blocks)")
-        epoch, block = divmod(int(index), self.blocks_per_epoch)
-        begin = block * self.block_size
+        if index < self.first_epoch_blocks:
+            epoch, begin = self.first_epoch, self.first_offset + index * self.block_size
+        else:
+            later, block = divmod(int(index) - self.first_epoch_blocks, self.blocks_per_epoch)
+            epoch, begin = self.first_epoch + 1 + later, block * self.block_size
         local = np.arange(begin, min(begin + self.block_size, self.local_records_per_epoch))
         batch, row = np.divmod(local, self.local_batch_size)
         positions = batch * self.global_batch_size + self.host_index * self.local_batch_size + row

@@ -17,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from xlstm_data.batch import LLMBatch
 from xlstm_data.rampup import BatchSchedule
+from xlstm_data.setup_fingerprint import STATE_FORMAT_VERSION, setup_differences
 from xlstm_data.transforms.shift import BATCH_FIELDS
 
 LOGGER = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ class MultiHostDataLoadIterator:
         sync_end: bool,
         drop_remainder: bool,
         steps_per_epoch: int | None,
+        setup: dict[str, Any],
         reset_after_epoch: bool = False,
+        first_step: int = 0,
     ):
         self.dataset = dataset
         self.global_mesh = global_mesh
@@ -94,9 +97,11 @@ class MultiHostDataLoadIterator:
         self.drop_remainder = drop_remainder
         self.steps_per_epoch = steps_per_epoch
         self.reset_after_epoch = reset_after_epoch
+        self.setup = setup
         self.counts: Counter = Counter()
         """What the pipeline has read, packed, padded and dropped on this host so far."""
-        self.step = 0
+        self.first_step = first_step
+        self.step = first_step
         self._check_host_rows()
         self._open()
 
@@ -115,7 +120,7 @@ class MultiHostDataLoadIterator:
     def _check_host_rows(self) -> None:
         shape = (self.schedule.global_batch_size, self.max_target_length)
         begin, end = host_rows(self.sharding, shape)
-        local = self.schedule.local_rows(0)
+        local = self.schedule.global_batch_size // self.host_count
         expected = (self.host_index * local, (self.host_index + 1) * local)
         if (begin, end) != expected:
             raise ValueError(
@@ -196,7 +201,7 @@ class MultiHostDataLoadIterator:
         if self.reset_after_epoch:
             self.close()
             self._open()
-            self.step = 0
+            self.step = self.first_step
 
     @property
     def padding_fraction(self) -> float:
@@ -205,9 +210,33 @@ class MultiHostDataLoadIterator:
         return self.counts["padding_tokens"] / slots if slots else math.nan
 
     def get_state(self) -> dict[str, Any]:
-        return {"step": self.step, "pipeline": self._iterator.get_state()}
+        """This host's position: small, JSON-serialisable, restorable in O(1) with `set_state`."""
+        return {
+            "version": STATE_FORMAT_VERSION,
+            "step": self.step,
+            "setup": self.setup,
+            "pipeline": self._iterator.get_state(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Continues exactly after the batch the state was taken at (no data is replayed).
+
+        Raises ValueError naming every difference when the state comes from another setup
+        (host count, data, seed, batch shape, packing, tokenizer, workers …).
+        """
+        if state.get("version") != STATE_FORMAT_VERSION:
+            raise ValueError(
+                f"Iterator state format {state.get('version')!r} is not "
+                f"{STATE_FORMAT_VERSION}; it was saved by another xlstm-data version."
+            )
+        differences = setup_differences(state["setup"], self.setup)
+        if differences:
+            raise ValueError(
+                "Cannot restore the data iterator: the state was saved with another setup ("
+                + "; ".join(differences)
+                + "). Restore with the setup it was saved with; "
+                "resuming on another number of hosts is not supported by this iterator."
+            )
         self._iterator.set_state(state["pipeline"])
         self.step = state["step"]
 

@@ -19,6 +19,7 @@ from xlstm_data.config import DataConfig
 from xlstm_data.epochs import EpochBlocks, records_per_epoch
 from xlstm_data.multihost import MultiHostDataLoadIterator, data_axes
 from xlstm_data.rampup import BatchSchedule, RampupBatchIterDataset
+from xlstm_data.setup_fingerprint import pipeline_setup
 from xlstm_data.sources.padded import PaddedDataset
 from xlstm_data.tokenizer import Tokenizer, load_tokenizer
 from xlstm_data.transforms.batch import RowGroupsIterDataset
@@ -76,6 +77,7 @@ def document_rows(
     host_index: int,
     host_count: int,
     tokenizer: Tokenizer | None = None,
+    first_position: int = 0,
 ) -> tuple[grain.IterDataset, int]:
     """Rows (`Row`) of one config on one host, and the records per epoch (all hosts).
 
@@ -122,6 +124,7 @@ def document_rows(
         shuffle=config.shuffle_data,
         seed=config.data_shuffle_seed,
         num_epochs=config.num_epochs,
+        first_position=first_position,
     )
     records = blocks.map(ReadRecords(padded))
     if config.tokenize_data:
@@ -171,6 +174,7 @@ def batches(
     config: DataConfig,
     schedule: BatchSchedule,
     tokenizer: Tokenizer | None,
+    first_step: int = 0,
 ) -> grain.IterDataset:
     """Local batches `(fields, counts)` from rows: group, shift, prefetch, ramp up."""
     pad_remainder = not config.drop_remainder
@@ -192,7 +196,9 @@ def batches(
         groups = grain.experimental.ThreadPrefetchIterDataset(
             groups, prefetch_buffer_size=config.worker_buffer_size
         )
-    return RampupBatchIterDataset(groups, schedule, pad_remainder=pad_remainder)
+    return RampupBatchIterDataset(
+        groups, schedule, pad_remainder=pad_remainder, first_step=first_step
+    )
 
 
 def preprocess_dataset(
@@ -300,6 +306,22 @@ def _rows_per_host_are_fixed(configs: Sequence[DataConfig]) -> bool:
     return all(not c.grain_packing and c.truncate_documents for c in configs)
 
 
+def _first_position(
+    configs: Sequence[DataConfig], schedule: BatchSchedule, start_from_step: int
+) -> int:
+    """This host's record position at `start_from_step`, where rows map 1:1 to records."""
+    if start_from_step == 0:
+        return 0
+    if len(configs) > 1 or not _rows_per_host_are_fixed(configs):
+        raise ValueError(
+            f"start_from_step={start_from_step} needs one record per row (one config, "
+            "grain_packing=False, truncate_documents=True); with packing, splitting or mixing "
+            "the records behind a step depend on the data. Restore a saved state with "
+            "iterator.set_state(...) instead: it is exact and as fast."
+        )
+    return schedule.rows_before(start_from_step) // schedule.host_count
+
+
 def make_grain_iterator(
     configs: DataConfig | Sequence[DataConfig],
     global_mesh: Mesh,
@@ -308,12 +330,15 @@ def make_grain_iterator(
     *,
     data_axis_names: Sequence[str] | None = None,
     reset_after_epoch: bool = False,
+    start_from_step: int = 0,
 ) -> MultiHostDataLoadIterator:
     """Global batches of one config, or of a weighted mixture of several, on `global_mesh`.
 
     `process_indices` lists the processes that load data; this host loads share
     `process_indices.index(jax.process_index())`. The batch is sharded over the mesh axes in
     `data_axis_names` (default: the axes named data/dp/fsdp/replica/batch).
+    `reset_after_epoch` restarts a finite iterator after it ends (evaluation);
+    `start_from_step` begins at a later step in O(1) where records map 1:1 to rows.
     """
     configs = [configs] if isinstance(configs, DataConfig) else list(configs)
     weights = _check_mixture(configs, dataset_weights)
@@ -334,6 +359,7 @@ def make_grain_iterator(
         host_count=host_count,
         data_parallel_size=data_parallel_size,
     )
+    first_position = _first_position(configs, schedule, start_from_step)
 
     tokenizers = [resolve_tokenizer(c) for c in configs]
     first_inputs = {first_input_id(c, t) for c, t in zip(configs, tokenizers, strict=True)}
@@ -343,9 +369,17 @@ def make_grain_iterator(
             f"{sorted(first_inputs)} (their EOD ids differ); give them one "
             "tokenizer or one eod_token_id."
         )
+    sources = [c.open_source() for c in configs]
     built = [
-        document_rows(c, c.open_source(), host_index=host_index, host_count=host_count, tokenizer=t)
-        for c, t in zip(configs, tokenizers, strict=True)
+        document_rows(
+            c,
+            source,
+            host_index=host_index,
+            host_count=host_count,
+            tokenizer=t,
+            first_position=first_position,
+        )
+        for c, source, t in zip(configs, sources, tokenizers, strict=True)
     ]
     rows = [r for r, _ in built]
     if len(rows) > 1:
@@ -357,11 +391,19 @@ def make_grain_iterator(
         mixed = grain.IterDataset.mix(rows, weights)
     else:
         mixed = rows[0]
-    local_batches = batches(mixed, first, schedule, tokenizers[0])
+    local_batches = batches(mixed, first, schedule, tokenizers[0], first_step=start_from_step)
     fixed = _rows_per_host_are_fixed(configs)
     steps_per_epoch = None
     if fixed and len(configs) == 1 and schedule.is_constant:
         steps_per_epoch = built[0][1] // first.global_batch_size
+    setup = pipeline_setup(
+        configs,
+        sources,
+        [t.fingerprint if t else None for t in tokenizers],
+        weights,
+        host_index=host_index,
+        host_count=host_count,
+    )
     LOGGER.info("Input pipeline on host %d of %d:\n%s", host_index, host_count, local_batches)
     return MultiHostDataLoadIterator(
         local_batches,
@@ -374,5 +416,7 @@ def make_grain_iterator(
         sync_end=first.num_epochs is not None and not fixed,
         drop_remainder=first.drop_remainder,
         steps_per_epoch=steps_per_epoch,
+        setup=setup,
         reset_after_epoch=reset_after_epoch,
+        first_step=start_from_step,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import logging
 import math
 from collections import Counter
@@ -58,6 +59,13 @@ class BatchSchedule:
     def local_rows(self, step: int) -> int:
         return self.global_rows(step) // self.host_count
 
+    def rows_before(self, step: int) -> int:
+        """Global rows of all steps before `step`, summed per constant stretch (O(changes))."""
+        edges = [0, *[b for b in self._boundaries if 0 < b < step], step]
+        return sum(
+            (end - begin) * self.global_rows(begin) for begin, end in itertools.pairwise(edges)
+        )
+
     @property
     def is_constant(self) -> bool:
         return not self._sizes
@@ -66,10 +74,18 @@ class BatchSchedule:
 class RampupBatchIterDataset(grain.IterDataset):
     """Grain IterDataset: row groups → local batches whose size follows a `BatchSchedule`."""
 
-    def __init__(self, parent: grain.IterDataset, schedule: BatchSchedule, *, pad_remainder: bool):
+    def __init__(
+        self,
+        parent: grain.IterDataset,
+        schedule: BatchSchedule,
+        *,
+        pad_remainder: bool,
+        first_step: int = 0,
+    ):
         super().__init__(parent)
         self.schedule = schedule
         self.pad_remainder = pad_remainder
+        self.first_step = first_step
 
     def __iter__(self) -> _RampupBatchIterator:
         return _RampupBatchIterator(self._parent.__iter__(), self)
@@ -82,7 +98,7 @@ class _RampupBatchIterator(grain.DatasetIterator):
     def __init__(self, parent: grain.DatasetIterator, spec: RampupBatchIterDataset):
         super().__init__(parent)
         self._spec = spec
-        self._step = 0
+        self._step = spec.first_step
 
     def __next__(self) -> tuple[dict[str, np.ndarray], Counter]:
         schedule = self._spec.schedule
