@@ -93,20 +93,26 @@ def write_token_shards(
     return len(tokens)
 
 
-def run_variants(script: str, variants: list[str], args: list[str]) -> dict[str, dict]:
-    """Runs each variant of `script` in its own process; returns their JSON figures."""
+def run_variants(
+    script: str, variants: list[str], args: list[str], *, repeats: int = 1
+) -> dict[str, dict]:
+    """Runs each variant of `script` `repeats` times, each in its own process; returns the
+    median of every figure."""
     results = {}
     for variant in variants:
-        output = subprocess.run(
-            [sys.executable, script, "--variant", variant, *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        if output.returncode != 0:
-            raise RuntimeError(f"variant {variant} failed:\n{output.stderr[-4000:]}")
-        results[variant] = json.loads(output.stdout.strip().splitlines()[-1])
+        runs = []
+        for _ in range(repeats):
+            output = subprocess.run(
+                [sys.executable, script, "--variant", variant, *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
+            if output.returncode != 0:
+                raise RuntimeError(f"variant {variant} failed:\n{output.stderr[-4000:]}")
+            runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
+        results[variant] = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
     return results
 
 
@@ -132,7 +138,28 @@ def report(
 
 
 def variant_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/xlstm_data_bench"))
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/xlstm_data_bench"),
+        help="where generated data is kept between runs",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant (median)")
     return parser
+
+
+def variant_args(argv: list[str]) -> list[str]:
+    """The command line minus --repeats, passed on to each variant process."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--repeats":
+            skip = True
+        elif not arg.startswith("--repeats="):
+            out.append(arg)
+    return out

@@ -1,14 +1,14 @@
 """Pre-tokenized ArrayRecord → packed, shifted global batches: xlstm-data vs plain Grain.
 
-    .venv/bin/python benchmarks/pipeline_throughput.py [--documents 20000] [--steps 200]
+    .venv/bin/python benchmarks/pipeline_throughput.py [--documents 20000] [--repeats 3]
 
-Variants (each in its own process, same data, same batch shape, no worker processes):
-  xlstm_data      make_grain_iterator: packing, shift, global jax.Arrays on a 1-device mesh
-  grain_firstfit  the pipeline Grain's documentation suggests: source → shuffle → parse →
-                  FirstFitPackIterDataset → batch (documents cut to the row length first,
-                  since FirstFit cannot split them)
-  raw_read_concat reading the same records 1,000 at a time and concatenating them: the
-                  practical limit of any pipeline on this data
+Variants, each in its own process, on the same records, in shuffled and in sequential order:
+  xlstm_data       make_grain_iterator: packing, shift, global jax.Arrays on a 1-device mesh
+  grain_firstfit   the pipeline Grain's documentation suggests: source → (shuffle) → parse →
+                   FirstFitPackIterDataset → batch (documents cut to the row length first,
+                   since FirstFit cannot split them)
+  raw_read_concat  reading the same records 1,000 at a time (with xlstm-data's ArrayRecord
+                   reader, the fastest here) and concatenating them: the practical limit
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import numpy as np
 from harness import (
     lognormal_lengths,
     measure,
-    peak_rss_mb,
     report,
     run_variants,
+    variant_args,
     variant_parser,
     write_token_shards,
 )
 
 VOCAB = 32_000
+ORDERS = ("shuffled", "sequential")
 
 
 def data_folder(args) -> Path:
@@ -39,7 +40,11 @@ def data_folder(args) -> Path:
     return folder
 
 
-def run_xlstm_data(args, folder: Path):
+def shard_files(folder: Path) -> list[str]:
+    return sorted(str(p) for p in (folder / "train").glob("*.arecord"))
+
+
+def run_xlstm_data(args, folder: Path, shuffle: bool):
     import jax
 
     from xlstm_data import GrainArrayRecordsDataConfig, make_grain_iterator
@@ -53,7 +58,7 @@ def run_xlstm_data(args, folder: Path):
         eod_token_id=2,
         vocab_size=VOCAB,
         grain_packing=True,
-        shuffle_data=True,
+        shuffle_data=shuffle,
         worker_count=args.workers,
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
@@ -66,19 +71,19 @@ def run_xlstm_data(args, folder: Path):
         return measure(iterator, count, warmup=5, steps=args.steps, started=started)
 
 
-def run_grain_firstfit(args, folder: Path):
+def run_grain_firstfit(args, folder: Path, shuffle: bool):
     import grain
 
     started = time.perf_counter()
-    source = grain.sources.ArrayRecordDataSource(
-        sorted(str(p) for p in (folder / "train").glob("*.arecord"))
-    )
     length = args.length
 
     def parse(record: bytes) -> dict[str, np.ndarray]:
         return {"targets": np.frombuffer(record, dtype=np.int32)[:length]}
 
-    dataset = grain.MapDataset.source(source).shuffle(seed=0).repeat().map(parse).to_iter_dataset()
+    dataset = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(shard_files(folder)))
+    if shuffle:
+        dataset = dataset.shuffle(seed=0)
+    dataset = dataset.repeat().map(parse).to_iter_dataset()
     dataset = grain.experimental.FirstFitPackIterDataset(
         dataset, length_struct={"targets": length}, num_packing_bins=args.batch, shuffle_bins=False
     )
@@ -90,19 +95,17 @@ def run_grain_firstfit(args, folder: Path):
     return measure(batches, count, warmup=2, steps=max(10, args.steps // 4), started=started)
 
 
-def run_raw_read_concat(args, folder: Path):
-    import grain
+def run_raw_read_concat(args, folder: Path, shuffle: bool):
+    from xlstm_data.sources.array_record import load_array_record_dataset
 
     started = time.perf_counter()
-    source = grain.sources.ArrayRecordDataSource(
-        sorted(str(p) for p in (folder / "train").glob("*.arecord"))
-    )
-    order = np.random.default_rng(0).permutation(len(source))
+    source = load_array_record_dataset(folder / "train")
+    order = np.random.default_rng(0).permutation(len(source)) if shuffle else np.arange(len(source))
 
     def blocks():
         while True:
             for begin in range(0, len(order), 1000):
-                records = source.__getitems__(order[begin : begin + 1000].tolist())
+                records = source.__getitems__(order[begin : begin + 1000])
                 yield np.concatenate([np.frombuffer(r, dtype=np.int32) for r in records])
 
     def count(tokens) -> tuple[int, int]:
@@ -130,20 +133,23 @@ def main() -> None:
     args = parser.parse_args()
     folder = data_folder(args)
     if args.variant:
-        measurement = VARIANTS[args.variant](args, folder)
-        print(json.dumps(measurement.figures() | {"peak_rss_mb": round(peak_rss_mb(), 1)}))
+        name, order = args.variant.split(":")
+        measurement = VARIANTS[name](args, folder, order == "shuffled")
+        print(json.dumps(measurement.figures()))
         return
-    results = run_variants(__file__, list(VARIANTS), sys.argv[1:])
-    raw = results["raw_read_concat"]["tokens_per_s"]
-    share_of_raw = results["xlstm_data"]["tokens_per_s"] / raw
-    report(
-        "pre-tokenized ArrayRecord, packed",
-        results,
-        ours="xlstm_data",
-        baseline="grain_firstfit",
-        extra={"share_of_raw_read_concat": round(share_of_raw, 3)},
-    )
-    print(f"xlstm_data reaches {share_of_raw:.0%} of the raw read-and-concatenate rate.")
+    for order in ORDERS:
+        names = [f"{name}:{order}" for name in VARIANTS]
+        results = run_variants(__file__, names, variant_args(sys.argv[1:]), repeats=args.repeats)
+        ours, raw = results[f"xlstm_data:{order}"], results[f"raw_read_concat:{order}"]
+        share = ours["tokens_per_s"] / raw["tokens_per_s"]
+        report(
+            f"pre-tokenized ArrayRecord, packed, {order} (median of {args.repeats})",
+            results,
+            ours=f"xlstm_data:{order}",
+            baseline=f"grain_firstfit:{order}",
+            extra={"share_of_raw_read_concat": round(share, 3)},
+        )
+        print(f"xlstm_data reaches {share:.0%} of the raw read-and-concatenate rate.")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def main() -> None:
     for name, step, seconds, replay in rows:
         print(f"{name:<10}{step:>12,}{seconds:>14.3f}{replay:>22.1f}")
     by_pipeline = {}
-    for name, step, seconds, _ in rows:
+    for name, _, seconds, _ in rows:
         by_pipeline.setdefault(name, []).append(seconds)
     ratios = {name: round(times[-1] / times[0], 2) for name, times in by_pipeline.items()}
     print(f"restore time ratio, late step / step 10: {ratios}")

@@ -13,7 +13,7 @@ from xlstm_data.transforms.pack import (
     segments_from_eod,
 )
 from xlstm_data.transforms.shift import shift_rows
-from xlstm_data.transforms.tokenize import add_special_tokens, special_token_ids
+from xlstm_data.transforms.tokenize import special_token_ids
 
 document_lists = st.lists(st.lists(st.integers(1, 500), max_size=60), max_size=40)
 
@@ -54,11 +54,14 @@ def test_truncation_keeps_prefixes_and_counts_the_rest(docs, max_length):
 
 @given(document_lists, st.booleans(), st.lists(st.integers(600, 700), max_size=2, unique=True))
 def test_special_tokens_wrap_non_empty_documents(docs, bos, end_ids):
-    out = add_special_tokens(
-        Documents.from_lists(docs), bos_id=999 if bos else None, end_ids=tuple(end_ids)
+    prefix = (999,) if bos else ()
+    expected = [[*prefix, *d, *end_ids] if d else [] for d in docs]
+    from_lists = Documents.from_lists(docs, prefix=prefix, suffix=tuple(end_ids))
+    from_arrays = Documents.from_lists(
+        [np.array(d, np.int32) for d in docs], prefix=prefix, suffix=tuple(end_ids)
     )
-    expected = [([999] if bos else []) + d + end_ids if d else [] for d in docs]
-    assert as_lists(out) == expected
+    assert as_lists(from_lists) == expected
+    assert as_lists(from_arrays) == expected
 
 
 def test_eos_and_eod_are_appended_once_when_equal():

@@ -19,6 +19,7 @@ _EXPORTS = {
     "DataConfig": "xlstm_data.config",
     "GrainArrayRecordsDataConfig": "xlstm_data.config",
     "HFHubDataConfig": "xlstm_data.config",
+    "IpfsDataConfig": "xlstm_data.config",
     "MemmapDataConfig": "xlstm_data.config",
     "TokenCacheDataConfig": "xlstm_data.config",
     "config_from_dict": "xlstm_data.config",

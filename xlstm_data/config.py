@@ -369,3 +369,229 @@ def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float]
         weights.append(float(entry.pop("weight", 1.0)))
         configs.append(config_from_dict(entry, where=f"{path}: datasets[{i}]"))
     return configs, weights
+
+
+@dataclasses.dataclass(kw_only=True)
+class IpfsDataConfig(DataConfig):
+    """Text datasets on IPFS: the sub-directories of a root CID, fetched over a node's RPC API
+    or a gateway, verified against their CIDs and cached; or the same tree in a local folder."""
+
+    type_names: ClassVar[tuple[str, ...]] = ("ipfs",)
+
+    root_cid: str | None = None
+    """CID of the root directory; its sub-directories are the datasets."""
+    data_dir: Path | None = None
+    """A local copy of the tree (e.g. from `ipfs get <root_cid>`), read instead of IPFS."""
+    dataset_names: list[str] | None = None
+    """Datasets (sub-directory names) to read, in this order; None reads all, sorted by name."""
+    document_unit: Literal["file", "line"] = "file"
+    """One document per file, or per non-empty line ("line" reads every file once on the first
+    start, to count its lines)."""
+    file_suffixes: list[str] | None = None
+    """Read only files whose names end with one of these (e.g. [".txt"]); None reads all."""
+    max_files_per_dataset: int | None = None
+    """Take at most this many files (in path order) from each dataset."""
+    max_bytes_per_dataset: int | None = None
+    """Take files (in path order) from each dataset while their total stays within this."""
+    api_url: str | None = "http://127.0.0.1:5001"
+    """Kubo-compatible RPC API (`/api/v0/...`) of an IPFS node; tried first."""
+    gateway_url: str | None = None
+    """HTTP gateway (`/ipfs/<cid>`); listing and dag-pb files need a trustless one
+    (answering `?format=raw`)."""
+    cache_dir: Path = Path("~/.cache/xlstm_data/ipfs")
+    """Where verified files and the tree's tables are kept."""
+    offline: bool = False
+    """Read only cache_dir; never contact an endpoint."""
+    connect_timeout_s: float = 10.0
+    """Seconds to wait for a connection to an endpoint."""
+    read_timeout_s: float = 60.0
+    """Seconds to wait for an endpoint's next bytes."""
+    retries: int = 5
+    """Retries of a failed request (refused, dropped, timed out, 429 or 5xx)."""
+    retry_backoff_s: float = 0.5
+    """Back-off factor: the first retry comes at once, the n-th after
+    retry_backoff_s * 2**(n-1) seconds (at most 120)."""
+    fetch_threads: int = 8
+    """Files fetched (and opened) at the same time, per process."""
+
+    def validate(self) -> None:
+        super().validate()
+        from xlstm_data.sources.ipfs import Cid, CidError, TreeError, check_name
+
+        if (self.root_cid is None) == (self.data_dir is None):
+            _fail(
+                "root_cid",
+                f"= {self.root_cid!r} and data_dir = {self.data_dir!r}: set exactly "
+                "one of them (root_cid reads IPFS, data_dir a local copy of the tree)",
+            )
+        if self.data_dir is not None:
+            self.data_dir = Path(self.data_dir).expanduser()
+            _require(
+                self,
+                "data_dir",
+                self.data_dir.is_dir(),
+                "is not a folder; point it at the folder that holds the dataset folders",
+            )
+        else:
+            try:
+                root = Cid.parse(self.root_cid)
+            except CidError as error:
+                _fail("root_cid", f"= {self.root_cid!r} is not a usable CID: {error}")
+            _require(
+                self,
+                "root_cid",
+                root.codec_name == "dag-pb",
+                "names a raw block (one file), not a directory; set it to the CID of the "
+                "directory that holds the dataset folders",
+            )
+            _require(
+                self,
+                "api_url",
+                self.offline or bool(self.api_url or self.gateway_url),
+                "and gateway_url are both unset; set one, or offline=True",
+            )
+        self.cache_dir = Path(self.cache_dir).expanduser()
+        for field in ("api_url", "gateway_url"):
+            url = getattr(self, field)
+            _require(
+                self,
+                field,
+                url is None or url.startswith(("http://", "https://")),
+                "must start with http:// or https://",
+            )
+        for field in ("dataset_names", "file_suffixes"):
+            _require(self, field, getattr(self, field) != [], "is empty; use None for all")
+        for name in self.dataset_names or ():
+            try:
+                check_name(name, "dataset_names")
+            except TreeError as error:
+                _fail("dataset_names", f"= {self.dataset_names!r}: {error}")
+        for field in ("max_files_per_dataset", "max_bytes_per_dataset"):
+            value = getattr(self, field)
+            _require(self, field, value is None or value >= 1, "must be None or at least 1")
+        for field in ("connect_timeout_s", "read_timeout_s"):
+            _require(self, field, getattr(self, field) > 0, "must be positive")
+        _require(self, "retries", self.retries >= 0, "must be 0 or more")
+        _require(self, "retry_backoff_s", self.retry_backoff_s >= 0, "must be 0 or more")
+        _require(self, "fetch_threads", self.fetch_threads >= 1, "must be at least 1")
+
+    def open_source(self):
+        from xlstm_data.sources.ipfs import open_ipfs_source
+
+        return open_ipfs_source(self)
+
+    def describe_source(self) -> str:
+        where = f"ipfs:{self.root_cid}" if self.data_dir is None else f"ipfs-dir:{self.data_dir}"
+        return (
+            f"{where}:{self.dataset_names}:{self.document_unit}:{self.file_suffixes}:"
+            f"{self.max_files_per_dataset}:{self.max_bytes_per_dataset}"
+        )
+
+
+@dataclasses.dataclass(kw_only=True)
+class MemmapDataConfig(DataConfig):
+    """Token files read in place (nanoGPT's `.bin`, `np.save`'s `.npy`): fixed windows or
+    documents, nothing tokenized. The files are checked when the source opens."""
+
+    type_names: ClassVar[tuple[str, ...]] = ("memmap",)
+
+    data_files: str | list[str]
+    """`.npy` arrays (a 1-D stream or 2-D rows) and raw `.bin` files, or globs, read in order."""
+    dtype: Literal["uint16", "uint32", "int32"] = "uint16"
+    """Token type of `.bin` files (nanoGPT writes uint16); `.npy` files carry their own."""
+    records: Literal["windows", "documents"] = "windows"
+    """"windows": record i is `row_length` consecutive tokens (max_target_length + 1 with
+    shift_target="targets": inputs and targets one token apart, nanoGPT's x and y).
+    "documents": the rows of a 2-D array, or a 1-D stream split after each EOD token."""
+    window_offset: int | None = None
+    """Start of the first window in each file; None draws it from data_shuffle_seed among the
+    starts that keep the most windows (0 … tokens mod window)."""
+    pad_token_id: int | None = None
+    """Documents mode: trailing ids stripped from the rows of 2-D arrays."""
+    tokenize_data: bool = False
+    add_eod: bool = False
+    """Windows and the documents of a stream hold the file's own EOD tokens."""
+    shift_target: Literal["inputs", "targets", "none"] = "targets"
+
+    def validate(self) -> None:
+        super().validate()
+        _require(
+            self, "tokenize_data", not self.tokenize_data, "must be False: memmap files hold ids"
+        )
+        _require(self, "data_files", bool(self.data_files), "is empty; name .npy or .bin files")
+        _require(
+            self,
+            "window_offset",
+            self.window_offset is None or self.window_offset >= 0,
+            "must be None or 0 or more",
+        )
+
+    @property
+    def needs_tokenizer(self) -> bool:
+        return False
+
+    def open_source(self):
+        from xlstm_data.sources.memmap import open_memmap_source
+
+        return open_memmap_source(
+            self.data_files,
+            dtype=self.dtype,
+            records=self.records,
+            window=self.row_length,
+            window_offset=self.window_offset,
+            seed=self.data_shuffle_seed,
+            eod_token_id=self.eod_token_id,
+            pad_token_id=self.pad_token_id,
+        )
+
+    def describe_source(self) -> str:
+        return f"memmap:{self.records}:{self.data_files}"
+
+
+@dataclasses.dataclass(kw_only=True)
+class TokenCacheDataConfig(DataConfig):
+    """A token cache from `xlstm-data prepare` or `merge`: documents tokenized once.
+
+    eod_token_id and vocab_size default to the cache's; a tokenizer_path must be the tokenizer
+    the cache was built with (it is needed only for add_bos / add_eos).
+    """
+
+    type_names: ClassVar[tuple[str, ...]] = ("token_cache",)
+
+    cache_path: Path
+    """The cache folder (metadata.json and shard_*.arecord)."""
+    tokenize_data: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self, "tokenize_data", not self.tokenize_data, "must be False: a cache holds ids")
+        self.cache_path = Path(self.cache_path).expanduser()
+        if self.cache_path.exists():  # else the source names the missing cache when it opens
+            self._take_cache_metadata()
+
+    def _take_cache_metadata(self) -> None:
+        """Checks tokenizer_path against the cache; fills eod_token_id and vocab_size from it."""
+        from xlstm_data.cache.metadata import CacheMetadata
+        from xlstm_data.tokenizer import load_tokenizer
+
+        metadata = CacheMetadata.read(self.cache_path)
+        if self.tokenizer_path is not None:
+            tokenizer = load_tokenizer(self.tokenizer_path, self.hf_access_token, self.hf_cache_dir)
+            metadata.check_tokenizer(tokenizer, self.cache_path)
+        if self.eod_token_id is None:
+            self.eod_token_id = metadata.eod_token_id
+        if self.vocab_size is None:
+            self.vocab_size = metadata.vocab_size
+
+    @property
+    def needs_tokenizer(self) -> bool:
+        return False
+
+    def open_source(self):
+        from xlstm_data.sources.token_cache import load_token_cache
+
+        self._take_cache_metadata()  # the cache may have been built after the config
+        return load_token_cache(self.cache_path)
+
+    def describe_source(self) -> str:
+        return f"token_cache:{self.cache_path.resolve()}"

@@ -48,14 +48,34 @@ class Documents:
         return Documents(self.tokens[token_begin:token_end], self.lengths[begin:end])
 
     @staticmethod
-    def from_lists(documents: list[list[int]] | list[np.ndarray]) -> Documents:
-        lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-        if len(documents) == 0:
+    def from_lists(
+        documents: list[list[int]] | list[np.ndarray],
+        *,
+        prefix: tuple[int, ...] = (),
+        suffix: tuple[int, ...] = (),
+    ) -> Documents:
+        """One block from per-document token lists or arrays, in a single copy.
+
+        `prefix` (BOS) and `suffix` (EOS/EOD) wrap every non-empty document; empty documents
+        stay empty, so a record without text does not become a lone EOD.
+        """
+        raw = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
+        lengths = np.where(raw > 0, raw + len(prefix) + len(suffix), 0)
+        if not documents or not raw.any():
             return Documents(np.zeros(0, TOKEN_DTYPE), lengths)
         if isinstance(documents[0], np.ndarray):
-            return Documents(np.concatenate(documents).astype(TOKEN_DTYPE, copy=False), lengths)
+            before, after = np.array(prefix, TOKEN_DTYPE), np.array(suffix, TOKEN_DTYPE)
+            pieces = [
+                piece
+                for document in documents
+                if len(document)
+                for piece in (before, document, after)
+            ]
+            return Documents(np.concatenate(pieces).astype(TOKEN_DTYPE, copy=False), lengths)
         flat = np.fromiter(
-            (t for d in documents for t in d), dtype=TOKEN_DTYPE, count=int(lengths.sum())
+            (t for d in documents if d for part in (prefix, d, suffix) for t in part),
+            dtype=TOKEN_DTYPE,
+            count=int(lengths.sum()),
         )
         return Documents(flat, lengths)
 

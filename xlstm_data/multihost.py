@@ -181,11 +181,14 @@ class MultiHostDataLoadIterator:
         self.counts.update(counts)
         global_shape = (self.schedule.global_rows(self.step), self.max_target_length)
         self.step += 1
-        arrays = {
-            k: jax.make_array_from_process_local_data(self.sharding, fields[k], global_shape)
-            for k in BATCH_FIELDS
-        }
-        return LLMBatch(**arrays)
+        # Inputs and targets share positions and segmentation unless the targets shift left:
+        # transfer each distinct array once, all in one call.
+        distinct = {id(fields[name]): fields[name] for name in BATCH_FIELDS}
+        transferred = jax.make_array_from_process_local_data(
+            self.sharding, list(distinct.values()), [global_shape] * len(distinct)
+        )
+        by_id = dict(zip(distinct, transferred, strict=True))
+        return LLMBatch(**{name: by_id[id(fields[name])] for name in BATCH_FIELDS})
 
     def close(self) -> None:
         """Stops prefetch threads and worker processes."""

@@ -26,7 +26,7 @@ from xlstm_data.transforms.batch import RowGroupsIterDataset
 from xlstm_data.transforms.chunk import Chunk
 from xlstm_data.transforms.pack import RowsIterDataset
 from xlstm_data.transforms.parse import ParseText, ParseTokens, ReadRecords
-from xlstm_data.transforms.tokenize import AddSpecialTokens, Tokenize, special_token_ids
+from xlstm_data.transforms.tokenize import Tokenize, special_token_ids
 
 LOGGER = logging.getLogger(__name__)
 
@@ -130,11 +130,12 @@ def document_rows(
     if config.tokenize_data:
         if tokenizer is None:
             raise ValueError(f"{name}: tokenize_data=True needs tokenizer_path.")
-        documents = records.map(ParseText(**parse_args)).map(Tokenize(tokenizer))
+        texts = records.map(ParseText(**parse_args))
+        documents = texts.map(Tokenize(tokenizer, bos_id=bos_id, end_ids=end_ids))
     else:
         vocab_size = config.vocab_size or (tokenizer.vocab_size if tokenizer else None)
-        documents = records.map(ParseTokens(vocab_size=vocab_size, **parse_args))
-    documents = documents.map(AddSpecialTokens(bos_id=bos_id, end_ids=end_ids))
+        parse = ParseTokens(vocab_size=vocab_size, bos_id=bos_id, end_ids=end_ids, **parse_args)
+        documents = records.map(parse)
     documents = documents.map(Chunk(config.row_length, config.truncate_documents))
     local_batch_size = config.global_batch_size // host_count
     rows = RowsIterDataset(

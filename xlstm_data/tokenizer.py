@@ -40,8 +40,11 @@ class Tokenizer(abc.ABC):
     pad_id: int | None
 
     @abc.abstractmethod
-    def encode_batch(self, texts: list[str]) -> Documents:
-        """Tokens of every text, back to back, with their lengths."""
+    def encode_batch(
+        self, texts: list[str], *, prefix: tuple[int, ...] = (), suffix: tuple[int, ...] = ()
+    ) -> Documents:
+        """Tokens of every text, back to back, with their lengths; `prefix` and `suffix` ids
+        wrap every non-empty text (see `Documents.from_lists`)."""
 
     @abc.abstractmethod
     def decode(self, ids: list[int] | np.ndarray) -> str:
@@ -78,8 +81,11 @@ class SentencePieceTokenizer(Tokenizer):
         self.eos_id = _non_negative(self._processor.eos_id())
         self.pad_id = _non_negative(self._processor.pad_id())
 
-    def encode_batch(self, texts: list[str]) -> Documents:
-        return Documents.from_lists(self._processor.encode(texts, out_type=int))
+    def encode_batch(
+        self, texts: list[str], *, prefix: tuple[int, ...] = (), suffix: tuple[int, ...] = ()
+    ) -> Documents:
+        ids = self._processor.encode(texts, out_type=int)
+        return Documents.from_lists(ids, prefix=prefix, suffix=suffix)
 
     def decode(self, ids: list[int] | np.ndarray) -> str:
         return self._processor.decode([int(i) for i in ids])
@@ -121,9 +127,11 @@ class HFTokenizer(Tokenizer):
                 return token_id
         return None
 
-    def encode_batch(self, texts: list[str]) -> Documents:
+    def encode_batch(
+        self, texts: list[str], *, prefix: tuple[int, ...] = (), suffix: tuple[int, ...] = ()
+    ) -> Documents:
         encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-        return Documents.from_lists([e.ids for e in encodings])
+        return Documents.from_lists([e.ids for e in encodings], prefix=prefix, suffix=suffix)
 
     def decode(self, ids: list[int] | np.ndarray) -> str:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)

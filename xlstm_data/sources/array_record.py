@@ -2,59 +2,91 @@
 
 from __future__ import annotations
 
-import bisect
 import concurrent.futures
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 
+import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader
-from grain.sources import ArrayRecordDataSource
 
 LOGGER = logging.getLogger(__name__)
 
 _SHARD_INDEX = re.compile(r"(\d+)(?!.*\d)")
 
 
-class ArrayRecordSource(ArrayRecordDataSource):
-    """Grain's ArrayRecord source that can say which file and position a record key comes from."""
+class ArrayRecordSource:
+    """ArrayRecord shards as one random-access source (a Grain `RandomAccessDataSource`).
+
+    Reads a batch of keys with one `read` call per file, in file order, from readers opened
+    lazily in each process. The readers use no internal thread pool: the pipeline reads
+    several blocks in parallel already, and for single-record groups the pool's hand-offs cost
+    more than the reads (13 instead of 27 µs per random record here).
+    """
+
+    READER_OPTIONS = "readahead_buffer_size:0,max_parallelism:1"
 
     def __init__(self, files: list[str], records_per_file: list[int]):
-        # "path[start:end]" tells the parent the record count, so it does not reopen every file.
-        super().__init__([f"{f}[0:{n}]" for f, n in zip(files, records_per_file, strict=True)])
         self.files = list(files)
-        self._ends = list(_cumulative(records_per_file))
+        self.records_per_file = list(records_per_file)
+        self._ends = np.cumsum(self.records_per_file)
+        self._readers: list[ArrayRecordReader | None] = [None] * len(self.files)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def _reader(self, file_index: int) -> ArrayRecordReader:
+        reader = self._readers[file_index]
+        if reader is None:
+            with self._lock:
+                reader = self._readers[file_index]
+                if reader is None:
+                    reader = ArrayRecordReader(self.files[file_index], self.READER_OPTIONS)
+                    self._readers[file_index] = reader
+        return reader
+
+    def _split(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if keys.size and (keys.min() < 0 or keys.max() >= len(self)):
+            raise IndexError(f"record keys must lie in [0, {len(self)}).")
+        file_index = np.searchsorted(self._ends, keys, side="right")
+        return file_index, keys - np.r_[0, self._ends][file_index]
+
+    def __getitem__(self, record_key: int) -> bytes:
+        return self.__getitems__([record_key])[0]
+
+    def __getitems__(self, record_keys) -> list[bytes]:
+        keys = np.asarray(record_keys, dtype=np.int64)
+        file_index, positions = self._split(keys)
+        order = np.lexsort((positions, file_index))
+        records: list[bytes] = [b""] * len(keys)
+        boundaries = np.flatnonzero(np.diff(file_index[order])) + 1
+        for group in np.split(order, boundaries) if len(order) else []:
+            read = self._reader(int(file_index[group[0]])).read(positions[group].tolist())
+            for slot, record in zip(group.tolist(), read, strict=True):
+                records[slot] = record
+        return records
 
     def locate(self, record_key: int) -> tuple[str, int]:
         """(file, position in that file) of a global record key."""
-        file_index = bisect.bisect_right(self._ends, record_key)
-        previous_end = self._ends[file_index - 1] if file_index else 0
-        return self.files[file_index], record_key - previous_end
+        file_index, positions = self._split(np.array([record_key]))
+        return self.files[int(file_index[0])], int(positions[0])
 
     def describe(self, record_key: int) -> str:
         file, position = self.locate(record_key)
         return f"record {position} of {file}"
 
     def __getstate__(self) -> dict:
-        # Readers are opened lazily again in each worker process.
-        return {"files": self.files, "ends": self._ends}
+        # Readers are opened again, lazily, in each worker process.
+        return {"files": self.files, "records_per_file": self.records_per_file}
 
     def __setstate__(self, state: dict) -> None:
-        ends = state["ends"]
-        counts = [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
-        self.__init__(state["files"], counts)
+        self.__init__(state["files"], state["records_per_file"])
 
     def __repr__(self) -> str:
         return f"ArrayRecordSource({len(self.files)} files, {len(self)} records)"
-
-
-def _cumulative(values: list[int]) -> list[int]:
-    total, out = 0, []
-    for value in values:
-        total += value
-        out.append(total)
-    return out
 
 
 def shard_sort_key(path: str) -> tuple[str, int, str]:

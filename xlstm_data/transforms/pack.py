@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import grain
 import numpy as np
 
-from xlstm_data.documents import TOKEN_DTYPE, Documents, positions_within, ranges_index
+from xlstm_data.documents import TOKEN_DTYPE, Documents
 
 
 @dataclasses.dataclass
@@ -82,31 +82,49 @@ def one_per_row(lengths: np.ndarray) -> Placement:
 def materialize_rows(
     documents: Documents, placement: Placement, row_length: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement."""
-    size = placement.num_rows * row_length
-    targets = np.zeros(size, dtype=TOKEN_DTYPE)
-    segments = np.zeros(size, dtype=np.int32)
-    positions = np.zeros(size, dtype=np.int32)
-    lengths = documents.lengths
-    placed = placement.row >= 0
-    if placed.any():
-        starts = placement.row * row_length + placement.offset
-        destination = ranges_index(np.where(placed, starts, 0), np.where(placed, lengths, 0))
-        targets[destination] = documents.tokens[np.repeat(placed, lengths)]
-        # Segment ids count 1, 2, … along each row, in the order the documents sit in it.
-        by_place = np.lexsort((placement.offset, placement.row))
-        by_place = by_place[placed[by_place]]
-        rows_in_order = placement.row[by_place]
-        first_of_row = np.r_[True, rows_in_order[1:] != rows_in_order[:-1]]
-        rank = np.arange(len(by_place)) - np.maximum.accumulate(
-            np.where(first_of_row, np.arange(len(by_place)), 0)
-        )
-        segment_of_doc = np.zeros(len(lengths), dtype=np.int32)
-        segment_of_doc[by_place] = rank + 1
-        segments[destination] = np.repeat(segment_of_doc[placed], lengths[placed])
-        positions[destination] = positions_within(lengths[placed])
+    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement.
+
+    The documents are laid out in row order, each row closed by its padding, and every array is
+    built by one concatenation of views: a single copy per token, no index arrays.
+    """
     shape = (placement.num_rows, row_length)
-    return targets.reshape(shape), segments.reshape(shape), positions.reshape(shape)
+    placed = np.flatnonzero(placement.row >= 0)
+    if not len(placed):
+        return tuple(np.zeros(shape, np.int32) for _ in range(3))
+    order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
+    rows = placement.row[order]
+    lengths = documents.lengths[order]
+    starts = documents.starts[order]
+    last_of_row = np.r_[rows[1:] != rows[:-1], True]
+    first_of_row = np.r_[True, last_of_row[:-1]]
+    # Segment ids count 1, 2, … along each row; padding pieces get 0.
+    index = np.arange(len(order))
+    segment_of_doc = index - np.maximum.accumulate(np.where(first_of_row, index, 0)) + 1
+    padding = row_length - np.bincount(rows, weights=lengths, minlength=placement.num_rows)
+    padding = padding.astype(np.int64)[rows[last_of_row]]
+
+    tokens, zeros = documents.tokens, np.zeros(row_length, TOKEN_DTYPE)
+    counting = np.arange(row_length, dtype=np.int32)
+    token_pieces, position_pieces, piece_segments, piece_lengths = [], [], [], []
+    row_end = iter(padding.tolist())
+    for start, length, segment, last in zip(
+        starts.tolist(), lengths.tolist(), segment_of_doc.tolist(), last_of_row.tolist(),
+        strict=True,
+    ):  # fmt: skip
+        token_pieces.append(tokens[start : start + length])
+        position_pieces.append(counting[:length])
+        piece_segments.append(segment)
+        piece_lengths.append(length)
+        if last:
+            pad = next(row_end)
+            token_pieces.append(zeros[:pad])
+            position_pieces.append(zeros[:pad])
+            piece_segments.append(0)
+            piece_lengths.append(pad)
+    targets = np.concatenate(token_pieces).reshape(shape)
+    segments = np.repeat(np.array(piece_segments, np.int32), piece_lengths).reshape(shape)
+    positions = np.concatenate(position_pieces).reshape(shape)
+    return targets, segments, positions
 
 
 def segments_from_eod(

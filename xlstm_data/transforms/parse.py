@@ -41,6 +41,13 @@ class TextBlock:
     counts: Counter
 
 
+def count_empty_documents(documents: Documents) -> None:
+    """Counts real documents without tokens (padding and skipped records are counted already)."""
+    counts = documents.counts
+    empty = int((documents.lengths == 0).sum())
+    counts["empty_documents"] += empty - counts["padding_records"] - counts["invalid_records"]
+
+
 class ReadRecords:
     """Record keys → records, with one batched read (parallel for ArrayRecord, one Arrow take)."""
 
@@ -117,11 +124,21 @@ class ParseText(_RecordParser):
 
 
 class ParseTokens(_RecordParser):
-    """Records of int32 token ids (raw little-endian bytes or arrays) → documents."""
+    """Records of int32 token ids (raw little-endian bytes or arrays) → documents, wrapped in
+    BOS / EOS / EOD ids like tokenized text."""
 
-    def __init__(self, *, vocab_size: int | None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        vocab_size: int | None,
+        bos_id: int | None = None,
+        end_ids: tuple[int, ...] = (),
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.bound = vocab_size or _MAX_PLAUSIBLE_VOCAB
+        self.prefix = () if bos_id is None else (bos_id,)
+        self.suffix = end_ids
 
     def __call__(self, block: RecordBlock) -> Documents:
         counts: Counter = Counter()
@@ -132,8 +149,9 @@ class ParseTokens(_RecordParser):
                 arrays.append(np.zeros(0, TOKEN_DTYPE))
             else:
                 arrays.append(self._tokens(self._unwrap(record, key), key, counts))
-        documents = Documents.from_lists(arrays)
+        documents = Documents.from_lists(arrays, prefix=self.prefix, suffix=self.suffix)
         documents.counts = counts
+        count_empty_documents(documents)
         tokens = documents.tokens
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.bound):
             return self._reject_out_of_vocab(documents, block.keys)

@@ -1,0 +1,137 @@
+"""A 3-source weighted mixture of pre-tokenized ArrayRecord data: xlstm-data vs plain Grain.
+
+    .venv/bin/python benchmarks/mixture_throughput.py [--documents 8000] [--repeats 3]
+
+Three sources with different length mixes (short, medium, long documents), weights 0.5/0.3/0.2,
+shuffled, packed into 16 x 2048 batches. Variants, each in its own process:
+  xlstm_data      make_grain_iterator([a, b, c], dataset_weights=...) on a 1-device mesh
+  grain_firstfit  per source: source → shuffle → parse; grain.IterDataset.mix(weights) →
+                  FirstFitPackIterDataset → batch (documents cut to the row length)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+from harness import (
+    lognormal_lengths,
+    measure,
+    report,
+    run_variants,
+    variant_args,
+    variant_parser,
+    write_token_shards,
+)
+
+WEIGHTS = (0.5, 0.3, 0.2)
+MEDIANS = (100, 300, 1200)  # document length medians of the three sources
+VOCAB = 32_000
+
+
+def folders(args):
+    out = []
+    for i, median in enumerate(MEDIANS):
+        folder = args.workdir / f"mixture_{i}_{args.documents}_{median}"
+        lengths = lognormal_lengths(args.documents, median=median, sigma=1.0, seed=i)
+        write_token_shards(folder, lengths, num_shards=4, vocab=VOCAB, seed=i)
+        out.append(folder)
+    return out
+
+
+def run_xlstm_data(args, sources):
+    import jax
+
+    from xlstm_data import GrainArrayRecordsDataConfig, make_grain_iterator
+
+    started = time.perf_counter()
+    configs = [
+        GrainArrayRecordsDataConfig(
+            data_path=folder,
+            name=f"source{i}",
+            global_batch_size=args.batch,
+            max_target_length=args.length,
+            tokenize_data=False,
+            eod_token_id=2,
+            vocab_size=VOCAB,
+            grain_packing=True,
+            shuffle_data=True,
+            worker_count=args.workers,
+        )
+        for i, folder in enumerate(sources)
+    ]
+    iterator = make_grain_iterator(
+        configs, jax.make_mesh((1,), ("data",)), [0], dataset_weights=list(WEIGHTS)
+    )
+
+    def count(batch) -> tuple[int, int]:
+        segmentation = np.asarray(batch.targets_segmentation)
+        return int((segmentation > 0).sum()), segmentation.size
+
+    with iterator:
+        return measure(iterator, count, warmup=5, steps=args.steps, started=started)
+
+
+def run_grain_firstfit(args, sources):
+    import grain
+
+    started = time.perf_counter()
+    length = args.length
+
+    def parse(record: bytes) -> dict[str, np.ndarray]:
+        return {"targets": np.frombuffer(record, dtype=np.int32)[:length]}
+
+    streams = [
+        grain.MapDataset.source(
+            grain.sources.ArrayRecordDataSource(
+                sorted(str(p) for p in (folder / "train").glob("*.arecord"))
+            )
+        )
+        .shuffle(seed=i)
+        .repeat()
+        .map(parse)
+        .to_iter_dataset()
+        for i, folder in enumerate(sources)
+    ]
+    mixed = grain.IterDataset.mix(streams, list(WEIGHTS))
+    packed = grain.experimental.FirstFitPackIterDataset(
+        mixed, length_struct={"targets": length}, num_packing_bins=args.batch, shuffle_bins=False
+    )
+    batches = iter(packed.batch(args.batch))
+
+    def count(batch) -> tuple[int, int]:
+        return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
+
+    return measure(batches, count, warmup=2, steps=max(10, args.steps // 4), started=started)
+
+
+VARIANTS = {"xlstm_data": run_xlstm_data, "grain_firstfit": run_grain_firstfit}
+
+
+def main() -> None:
+    parser = variant_parser(__doc__)
+    parser.add_argument("--documents", type=int, default=8000, help="documents per source")
+    parser.add_argument("--length", type=int, default=2048, help="max_target_length")
+    parser.add_argument("--batch", type=int, default=16, help="global batch size")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
+    args = parser.parse_args()
+    sources = folders(args)
+    if args.variant:
+        print(json.dumps(VARIANTS[args.variant](args, sources).figures()))
+        return
+    results = run_variants(
+        __file__, list(VARIANTS), variant_args(sys.argv[1:]), repeats=args.repeats
+    )
+    report(
+        f"3-source mixture {WEIGHTS}, packed (median of {args.repeats})",
+        results,
+        ours="xlstm_data",
+        baseline="grain_firstfit",
+    )
+
+
+if __name__ == "__main__":
+    main()
