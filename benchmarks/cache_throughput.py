@@ -1,0 +1,189 @@
+"""Token cache: `prepare` against the raw tokenizer, then reading the cache and a memmap file.
+
+    .venv/bin/python benchmarks/cache_throughput.py [--documents 8000] [--tokenizer sp|hf|PATH]
+
+Variants (each in its own process, on the same generated text):
+  encode       the tokenizer's batched `encode_batch` (256 texts a call) in one process: the
+               rate a single tokenizing process reaches (sentencepiece uses threads itself)
+  prepare      `prepare_cache` with --workers processes, from the JSON Lines file to a
+               finished cache (start-up, reading, tokenizing, writing shards, metadata)
+  read_cache   `make_grain_iterator` over the cache: packed, shuffled, 16 x 2048
+  read_memmap  the same tokens as one uint16 .bin file (documents joined by EOD) through
+               `MemmapDataConfig`: shuffled windows of 2049 tokens, 16 a batch
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from harness import measure, peak_rss_mb, report, run_variants, variant_args, variant_parser
+
+BATCH_TEXTS = 256
+
+
+def build_data(args) -> dict[str, Path]:
+    """Text (JSON Lines), tokenizer, a cache and a memmap file under the workdir, built once
+    (by the "build" process, before the variants)."""
+    from xlstm_data.cache.prepare import prepare_cache
+    from xlstm_data.cache.readers import TextInput
+    from xlstm_data.corpus import generate_documents, train_hf_bpe, train_sentencepiece
+    from xlstm_data.sources.token_cache import load_token_cache
+
+    folder = args.workdir / f"cache_bench_{args.documents}_{Path(args.tokenizer).name}"
+    paths = {
+        "text": folder / "docs.jsonl",
+        "cache": folder / "cache",
+        "memmap": folder / "tokens.bin",
+        "tokenizer": Path(args.tokenizer),
+    }
+    if args.tokenizer == "sp":
+        paths["tokenizer"] = folder / "sp.model"
+    elif args.tokenizer == "hf":
+        paths["tokenizer"] = folder / "hf"
+    if paths["memmap"].is_file():
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = generate_documents(args.documents, seed=0, median_words=200)
+    paths["text"].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    if args.tokenizer == "sp":
+        train_sentencepiece(texts[:2000], folder / "sp", vocab_size=2048)
+    elif args.tokenizer == "hf":
+        train_hf_bpe(texts[:2000], folder / "hf", vocab_size=2048)
+    prepare_cache(
+        TextInput((str(paths["text"]),)), paths["cache"], str(paths["tokenizer"]), progress=False
+    )
+    cache = load_token_cache(paths["cache"])
+    eod = cache.metadata.eod_token_id
+    documents = cache.__getitems__(list(range(len(cache))))
+    np.concatenate([np.r_[d, eod] for d in documents]).astype(np.uint16).tofile(paths["memmap"])
+    return paths
+
+
+def run_encode(args, paths) -> dict:
+    from xlstm_data.tokenizer import load_tokenizer
+
+    texts = [json.loads(line)["text"] for line in paths["text"].open()]
+    tokenizer = load_tokenizer(str(paths["tokenizer"]))
+    started = time.perf_counter()
+    tokens = sum(
+        len(tokenizer.encode_batch(texts[i : i + BATCH_TEXTS]).tokens)
+        for i in range(0, len(texts), BATCH_TEXTS)
+    )
+    seconds = time.perf_counter() - started
+    return {"tokens_per_s": round(tokens / seconds), "seconds": round(seconds, 2)}
+
+
+def run_prepare(args, paths) -> dict:
+    from xlstm_data.cache.prepare import prepare_cache
+    from xlstm_data.cache.readers import TextInput
+
+    output = paths["cache"].with_name("prepared")
+    shutil.rmtree(output, ignore_errors=True)
+    started = time.perf_counter()
+    metadata = prepare_cache(
+        TextInput((str(paths["text"]),)),
+        output,
+        str(paths["tokenizer"]),
+        workers=args.workers,
+        documents_per_shard=args.documents_per_shard,
+        batch_size=BATCH_TEXTS,
+        progress=False,
+    )
+    seconds = time.perf_counter() - started
+    return {"tokens_per_s": round(metadata.tokens / seconds), "seconds": round(seconds, 2)}
+
+
+def read(config, args) -> dict:
+    import jax
+
+    from xlstm_data import make_grain_iterator
+
+    started = time.perf_counter()
+    iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
+
+    def count(batch) -> tuple[int, int]:
+        segmentation = np.asarray(batch.targets_segmentation)
+        return int((segmentation > 0).sum()), segmentation.size
+
+    with iterator:
+        return measure(iterator, count, warmup=5, steps=args.steps, started=started).figures()
+
+
+def run_read_cache(args, paths) -> dict:
+    from xlstm_data import TokenCacheDataConfig
+
+    config = TokenCacheDataConfig(
+        cache_path=paths["cache"],
+        global_batch_size=16,
+        max_target_length=2048,
+        grain_packing=True,
+        shuffle_data=True,
+        worker_count=0,
+    )
+    return read(config, args)
+
+
+def run_read_memmap(args, paths) -> dict:
+    from xlstm_data import MemmapDataConfig
+
+    config = MemmapDataConfig(
+        data_files=str(paths["memmap"]),
+        global_batch_size=16,
+        max_target_length=2048,
+        shuffle_data=True,
+        worker_count=0,
+    )
+    return read(config, args)
+
+
+VARIANTS = {
+    "encode": run_encode,
+    "prepare": run_prepare,
+    "read_cache": run_read_cache,
+    "read_memmap": run_read_memmap,
+}
+
+
+def main() -> None:
+    parser = variant_parser(__doc__)
+    parser.add_argument("--documents", type=int, default=8_000)
+    parser.add_argument(
+        "--tokenizer", default="sp", help="sp or hf (trained on the text), or a tokenizer path"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="prepare's processes")
+    parser.add_argument("--documents-per-shard", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=200, help="batches read")
+    args = parser.parse_args()
+    if not args.variant:
+        compare(args)
+        return
+    paths = build_data(args)
+    figures = VARIANTS[args.variant](args, paths) if args.variant != "build" else {}
+    print(json.dumps(figures | {"peak_rss_mb": round(peak_rss_mb(), 1)}))
+
+
+def compare(args) -> None:
+    # Data are built in a process of their own: a child started from a large parent would
+    # inherit its peak RSS.
+    argv = variant_args(sys.argv[1:])
+    run_variants(__file__, ["build"], argv)
+    results = run_variants(__file__, list(VARIANTS), argv, repeats=args.repeats)
+    read_ratio = results["read_cache"]["tokens_per_s"] / results["read_memmap"]["tokens_per_s"]
+    report(
+        f"token cache ({args.tokenizer} tokenizer, {args.workers} prepare workers, "
+        f"median of {args.repeats})",
+        results,
+        ours="prepare",
+        baseline="encode",
+        extra={"ratio_read_cache_to_memmap": round(read_ratio, 3)},
+    )
+    print(f"reading: cache / memmap tokens/s: {read_ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
