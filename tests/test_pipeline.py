@@ -17,6 +17,7 @@ from xlstm_data import (
 from xlstm_data.corpus import write_array_record_shards
 from xlstm_data.sources.array_record import load_array_record_dataset
 from xlstm_data.transforms.parse import InvalidRecordError
+from xlstm_data.transforms.shift import BATCH_FIELDS
 
 MESH = jax.make_mesh((8,), ("data",))
 
@@ -61,7 +62,9 @@ def text_config(text_data, sp_model, **overrides):
 
 def check_batch_invariants(batch, eod):
     targets, inputs = batch["targets"], batch["inputs"]
-    assert (inputs[:, 0] == eod).all() and (inputs[:, 1:] == targets[:, :-1]).all()
+    real = batch["targets_segmentation"].max(axis=1) > 0  # other rows are fully masked padding
+    assert (inputs[real, 0] == eod).all() and (inputs[real, 1:] == targets[real, :-1]).all()
+    assert (inputs[~real] == 0).all() and (targets[~real] == 0).all()
     assert (batch["inputs_segmentation"] == batch["targets_segmentation"]).all()
     padding = batch["targets_segmentation"] == 0
     assert (targets[padding] == 0).all() and (batch["targets_position"][padding] == 0).all()
@@ -295,5 +298,7 @@ def test_preprocess_dataset_gives_local_batches(text_data, sp_model):
     )
     assert returned is source
     fields, counts = next(iter(dataset))
-    assert fields["inputs"].shape == (4, 32)
+    assert fields.shape == (len(BATCH_FIELDS), 4, 32) and fields.dtype == np.int32
+    inputs, targets = fields[BATCH_FIELDS.index("inputs")], fields[BATCH_FIELDS.index("targets")]
+    assert (inputs[:, 1:] == targets[:, :-1]).all()
     assert isinstance(counts, Counter) and counts["rows"] >= 4

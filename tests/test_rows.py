@@ -60,7 +60,7 @@ def test_packed_rows_hold_every_document_once(blocks):
 def test_counts_report_rows_tokens_and_padding():
     blocks = [[[1, 2, 3], [4] * 12, []], [[5, 6]]]
     rows = list(iter(rows_dataset(blocks, packed=True, window_rows=10)))
-    counts = sum((r.counts for r in rows), start=Counter())
+    counts = sum((r.counts for r in rows if r.counts), start=Counter())
     assert counts["rows"] == len(rows) == 2
     assert counts["tokens"] == 17
     assert counts["padding_tokens"] == 2 * 12 - 17

@@ -12,7 +12,7 @@ from xlstm_data.transforms.pack import (
     one_per_row,
     segments_from_eod,
 )
-from xlstm_data.transforms.shift import shift_rows
+from xlstm_data.transforms.shift import BATCH_FIELDS, shift_rows
 from xlstm_data.transforms.tokenize import special_token_ids
 
 document_lists = st.lists(st.lists(st.integers(1, 500), max_size=60), max_size=40)
@@ -119,30 +119,44 @@ def test_rows_hold_every_token_once_with_consistent_segments(docs, packed):
         assert len(targets) == len(docs)
 
 
+def shift(tokens, segments, positions, shift_target, rows=None):
+    fields = shift_rows(
+        list(np.array(tokens, np.int32)),
+        list(np.array(segments, np.int32)),
+        list(np.array(positions, np.int32)),
+        rows=rows or len(tokens),
+        shift_target=shift_target,
+        first_input_id=9,
+    )
+    return {name: fields[i].tolist() for i, name in enumerate(BATCH_FIELDS)}
+
+
 def test_shift_matches_the_documented_example():
     E = 9
-    tokens = np.array([[1, 2, 3, E, 4, 5, E, 0]], dtype=np.int32)
-    segments = np.array([[1, 1, 1, 1, 2, 2, 2, 0]], dtype=np.int32)
-    positions = np.array([[0, 1, 2, 3, 0, 1, 2, 0]], dtype=np.int32)
-    batch = shift_rows(tokens, segments, positions, shift_target="inputs", first_input_id=E)
-    assert batch["targets"].tolist() == [[1, 2, 3, E, 4, 5, E, 0]]
-    assert batch["inputs"].tolist() == [[E, 1, 2, 3, E, 4, 5, E]]
-    assert batch["targets_segmentation"].tolist() == [[1, 1, 1, 1, 2, 2, 2, 0]]
-    assert batch["inputs_segmentation"].tolist() == [[1, 1, 1, 1, 2, 2, 2, 0]]
-    assert batch["targets_position"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 0]]
-    assert batch["inputs_position"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 0]]
+    batch = shift(
+        [[1, 2, 3, E, 4, 5, E, 0]], [[1, 1, 1, 1, 2, 2, 2, 0]], [[0, 1, 2, 3, 0, 1, 2, 0]],
+        "inputs", rows=2,
+    )  # fmt: skip
+    assert batch["targets"] == [[1, 2, 3, E, 4, 5, E, 0], [0] * 8]
+    assert batch["inputs"] == [[E, 1, 2, 3, E, 4, 5, E], [0] * 8]
+    assert batch["targets_segmentation"] == [[1, 1, 1, 1, 2, 2, 2, 0], [0] * 8]
+    assert batch["inputs_segmentation"] == [[1, 1, 1, 1, 2, 2, 2, 0], [0] * 8]
+    assert batch["targets_position"] == [[0, 1, 2, 3, 0, 1, 2, 0], [0] * 8]
+    assert batch["inputs_position"] == [[0, 1, 2, 3, 0, 1, 2, 0], [0] * 8]
 
 
 def test_left_shift_uses_one_more_token_and_masks_cross_document_targets():
     E = 9
-    tokens = np.array([[1, 2, E, 4, 5, E, 0, 0, 0]], dtype=np.int32)
-    segments = np.array([[1, 1, 1, 2, 2, 2, 0, 0, 0]], dtype=np.int32)
-    positions = np.array([[0, 1, 2, 0, 1, 2, 0, 0, 0]], dtype=np.int32)
-    batch = shift_rows(tokens, segments, positions, shift_target="targets", first_input_id=E)
-    assert batch["inputs"].tolist() == [[1, 2, E, 4, 5, E, 0, 0]]
-    assert batch["targets"].tolist() == [[2, E, 4, 5, E, 0, 0, 0]]
-    assert batch["targets_segmentation"].tolist() == [[1, 1, 0, 2, 2, 0, 0, 0]]
-    assert batch["inputs_segmentation"].tolist() == [[1, 1, 1, 2, 2, 2, 0, 0]]
+    batch = shift(
+        [[1, 2, E, 4, 5, E, 0, 0, 0]], [[1, 1, 1, 2, 2, 2, 0, 0, 0]],
+        [[0, 1, 2, 0, 1, 2, 0, 0, 0]], "targets",
+    )  # fmt: skip
+    assert batch["inputs"] == [[1, 2, E, 4, 5, E, 0, 0]]
+    assert batch["targets"] == [[2, E, 4, 5, E, 0, 0, 0]]
+    assert batch["targets_segmentation"] == [[1, 1, 0, 2, 2, 0, 0, 0]]
+    assert batch["inputs_segmentation"] == [[1, 1, 1, 2, 2, 2, 0, 0]]
+    assert batch["targets_position"] == [[0, 1, 0, 0, 1, 0, 0, 0]]
+    assert shift([[3, 4]], [[1, 1]], [[0, 1]], "none")["inputs"] == [[3, 4]]
 
 
 def test_segments_are_inferred_from_eod_tokens():

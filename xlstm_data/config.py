@@ -75,8 +75,9 @@ class DataConfig:
     """Batches each worker (or the prefetch thread) keeps ready."""
     read_block_size: int = 512
     """Records read, tokenized and packed together; larger blocks mean fewer Python calls."""
-    read_threads: int = 2
-    """Threads (per worker) reading and tokenizing blocks ahead of the packer."""
+    read_threads: int | None = None
+    """Threads (per worker) reading and tokenizing blocks ahead of the packer (0: read in the
+    packer's thread). Default: 2 when tokenizing (tokenizers release the GIL), else 1."""
     drop_remainder: bool = True
     """True: drop the last incomplete batch. False: pad it with fully masked rows."""
     max_steps_per_epoch: int | None = None
@@ -123,7 +124,12 @@ class DataConfig:
         _require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
         _require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
         _require(self, "read_block_size", self.read_block_size >= 1, "must be at least 1")
-        _require(self, "read_threads", self.read_threads >= 1, "must be at least 1")
+        _require(
+            self,
+            "read_threads",
+            self.read_threads is None or self.read_threads >= 0,
+            "must be None or 0 or more",
+        )
         for field in ("grain_packing_bin_count", "max_steps_per_epoch", "num_epochs"):
             value = getattr(self, field)
             _require(self, field, value is None or value >= 1, "must be None or at least 1")

@@ -60,6 +60,35 @@ def host_rows(sharding: NamedSharding, global_shape: tuple[int, int]) -> tuple[i
     return min(begins), max(ends)
 
 
+# Batches turned into global arrays ahead of time, in a background thread.
+DEVICE_PREFETCH = 2
+
+
+class GlobalArrays:
+    """Local batch (the six fields stacked, [6, rows, length]) → `LLMBatch` of global arrays.
+
+    One transfer of the stacked fields, then one compiled split into the six arrays: a third
+    of the cost of six transfers, and a single host-to-device copy on accelerators.
+    """
+
+    def __init__(self, mesh: Mesh, data_axis_names: tuple[str, ...], host_count: int):
+        self.host_count = host_count
+        self.stacked_sharding = NamedSharding(mesh, PartitionSpec(None, data_axis_names))
+        self.split = jax.jit(
+            lambda stacked: tuple(stacked[i] for i in range(len(BATCH_FIELDS))),
+            out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)),
+        )
+
+    def __call__(self, item: tuple[np.ndarray, Counter]) -> tuple[LLMBatch, Counter]:
+        fields, counts = item
+        fields_count, rows, length = fields.shape
+        global_shape = (fields_count, rows * self.host_count, length)
+        stacked = jax.make_array_from_process_local_data(
+            self.stacked_sharding, fields, global_shape
+        )
+        return LLMBatch(*self.split(stacked)), counts
+
+
 class MultiHostDataLoadIterator:
     """Iterator of `LLMBatch`es of global `jax.Array`s, sharded over the mesh's data axes.
 
@@ -91,6 +120,7 @@ class MultiHostDataLoadIterator:
         self.schedule = schedule
         self.max_target_length = max_target_length
         self.sharding = NamedSharding(global_mesh, PartitionSpec(tuple(data_axis_names)))
+        self._to_global = GlobalArrays(global_mesh, tuple(data_axis_names), host_count)
         self.host_index = host_index
         self.host_count = host_count
         self.sync_end = sync_end
@@ -106,7 +136,10 @@ class MultiHostDataLoadIterator:
         self._open()
 
     def _open(self) -> None:
-        self._handle = [iter(self.dataset)]
+        transfers = grain.experimental.ThreadPrefetchIterDataset(
+            self.dataset.map(self._to_global), prefetch_buffer_size=DEVICE_PREFETCH
+        )
+        self._handle = [iter(transfers)]
         # Close prefetch threads and workers at exit, before the interpreter tears down the
         # modules their clean-up needs (Grain's iterators fail in __del__ after that).
         self._finalizer = weakref.finalize(self, _close, self._handle)
@@ -142,7 +175,7 @@ class MultiHostDataLoadIterator:
             )
         return self.steps_per_epoch
 
-    def _next_local(self) -> tuple[dict[str, np.ndarray], Counter] | None:
+    def _next_global(self) -> tuple[LLMBatch, Counter] | None:
         try:
             return next(self._iterator)
         except StopIteration:
@@ -159,10 +192,10 @@ class MultiHostDataLoadIterator:
         return not any_has, not has_batch
 
     def __next__(self) -> LLMBatch:
-        local = self._next_local()
-        stop, pad = self._agree_on_end(local is not None)
+        item = self._next_global()
+        stop, pad = self._agree_on_end(item is not None)
         if stop:
-            if local is not None:
+            if item is not None:
                 LOGGER.warning(
                     "Host %d dropped a batch at the end of the stream: another host "
                     "ran out first (drop_remainder=True).",
@@ -172,23 +205,14 @@ class MultiHostDataLoadIterator:
             raise StopIteration
         if pad:
             rows = self.schedule.local_rows(self.step)
-            zeros = np.zeros((rows, self.max_target_length), np.int32)
-            local = (
-                {k: zeros for k in BATCH_FIELDS},
-                Counter(padding_rows=rows, padding_tokens=zeros.size),
+            zeros = np.zeros((len(BATCH_FIELDS), rows, self.max_target_length), np.int32)
+            item = self._to_global(
+                (zeros, Counter(padding_rows=rows, padding_tokens=zeros[0].size))
             )
-        fields, counts = local
+        batch, counts = item
         self.counts.update(counts)
-        global_shape = (self.schedule.global_rows(self.step), self.max_target_length)
         self.step += 1
-        # Inputs and targets share positions and segmentation unless the targets shift left:
-        # transfer each distinct array once, all in one call.
-        distinct = {id(fields[name]): fields[name] for name in BATCH_FIELDS}
-        transferred = jax.make_array_from_process_local_data(
-            self.sharding, list(distinct.values()), [global_shape] * len(distinct)
-        )
-        by_id = dict(zip(distinct, transferred, strict=True))
-        return LLMBatch(**{name: by_id[id(fields[name])] for name in BATCH_FIELDS})
+        return batch
 
     def close(self) -> None:
         """Stops prefetch threads and worker processes."""

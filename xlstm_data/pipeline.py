@@ -66,6 +66,15 @@ def eod_id(config: DataConfig, tokenizer: Tokenizer | None) -> int | None:
     return tokenizer.eos_id if tokenizer is not None else None
 
 
+def read_options(config: DataConfig) -> grain.ReadOptions:
+    """Threads reading blocks ahead: 2 by default when tokenizing (tokenizers release the GIL),
+    1 for pre-tokenized records (their reads hold the GIL, so more would only contend)."""
+    threads = config.read_threads
+    if threads is None:
+        threads = 2 if config.tokenize_data else 1
+    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=READ_AHEAD_BLOCKS * threads)
+
+
 def packing_window_rows(config: DataConfig, local_batch_size: int) -> int:
     return config.grain_packing_bin_count or max(local_batch_size, MIN_PACKING_WINDOW_ROWS)
 
@@ -139,11 +148,7 @@ def document_rows(
     documents = documents.map(Chunk(config.row_length, config.truncate_documents))
     local_batch_size = config.global_batch_size // host_count
     rows = RowsIterDataset(
-        documents.to_iter_dataset(
-            grain.ReadOptions(
-                num_threads=config.read_threads, prefetch_buffer_size=READ_AHEAD_BLOCKS
-            )
-        ),
+        documents.to_iter_dataset(read_options(config)),
         row_length=config.row_length,
         window_rows=packing_window_rows(config, local_batch_size),
         packed=config.grain_packing,
@@ -192,10 +197,6 @@ def batches(
             grain.MultiprocessingOptions(
                 num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size
             )
-        )
-    else:
-        groups = grain.experimental.ThreadPrefetchIterDataset(
-            groups, prefetch_buffer_size=config.worker_buffer_size
         )
     return RampupBatchIterDataset(
         groups, schedule, pad_remainder=pad_remainder, first_step=first_step

@@ -100,37 +100,27 @@ class _RampupBatchIterator(grain.DatasetIterator):
         self._spec = spec
         self._step = spec.first_step
 
-    def __next__(self) -> tuple[dict[str, np.ndarray], Counter]:
+    def __next__(self) -> tuple[np.ndarray, Counter]:
         schedule = self._spec.schedule
-        needed = schedule.local_rows(self._step) // schedule.group_rows
-        groups = []
-        for group in self._parent:
-            groups.append(group)
-            if len(groups) == needed:
-                break
-        if not groups or (len(groups) < needed and not self._spec.pad_remainder):
+        rows = schedule.local_rows(self._step)
+        groups = list(itertools.islice(self._parent, rows // schedule.group_rows))
+        got = sum(fields.shape[1] for fields, _ in groups)
+        if not groups or (got < rows and not self._spec.pad_remainder):
             if groups:
-                LOGGER.warning(
-                    "Dropped the last %d rows of the stream (drop_remainder=True).",
-                    sum(len(g[0]["inputs"]) for g in groups),
-                )
+                LOGGER.warning("Dropped the last %d rows of the stream (drop_remainder=True).", got)
             raise StopIteration
         self._step += 1
-        if needed == 1:
+        if len(groups) == 1 and got == rows:
             return groups[0]
         counts: Counter = Counter()
         for _, group_counts in groups:
             counts.update(group_counts)
-        fields = {k: np.concatenate([g[0][k] for g in groups]) for k in groups[0][0]}
-        missing = schedule.local_rows(self._step - 1) - len(fields["inputs"])
-        if missing:
-            counts["padding_rows"] += missing
-            counts["padding_tokens"] += missing * fields["inputs"].shape[1]
-            fields = {
-                k: np.concatenate([v, np.zeros((missing, v.shape[1]), v.dtype)])
-                for k, v in fields.items()
-            }
-        return fields, counts
+        if got < rows:  # the end of a finite stream: fully masked rows
+            padding = np.zeros((groups[0][0].shape[0], rows - got, groups[0][0].shape[2]), np.int32)
+            groups.append((padding, None))
+            counts["padding_rows"] += rows - got
+            counts["padding_tokens"] += padding[0].size
+        return np.concatenate([fields for fields, _ in groups], axis=1), counts
 
     def get_state(self) -> dict[str, Any]:
         return {"parent": self._parent.get_state(), "step": self._step}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from typing import Any, Literal
@@ -16,7 +17,8 @@ LOGGER = logging.getLogger(__name__)
 
 
 class RowGroupsIterDataset(grain.IterDataset):
-    """Grain IterDataset: `Row`s → `(fields, counts)` with `group_rows` rows per group.
+    """Grain IterDataset: `Row`s → `(fields, counts)` with `group_rows` rows per group; `fields`
+    is the int32 array [6, group_rows, length] of `shift_rows`.
 
     At the end of a finite stream the last partial group is padded with fully masked rows
     (`pad_remainder=True`) or dropped and counted.
@@ -53,18 +55,15 @@ class _RowGroupsIterator(grain.DatasetIterator):
         self._spec = spec
         self._exhausted = False
 
-    def __next__(self) -> tuple[dict[str, np.ndarray], Counter]:
+    def __next__(self) -> tuple[np.ndarray, Counter]:
         spec = self._spec
         if self._exhausted:
             raise StopIteration
-        rows: list[Row] = []
-        for row in self._parent:
-            rows.append(row)
-            if len(rows) == spec.group_rows:
-                break
+        rows: list[Row] = list(itertools.islice(self._parent, spec.group_rows))
         counts: Counter = Counter()
         for row in rows:
-            counts.update(row.counts)
+            if row.counts:
+                counts.update(row.counts)
         missing = spec.group_rows - len(rows)
         if missing:
             self._exhausted = True
@@ -76,11 +75,13 @@ class _RowGroupsIterator(grain.DatasetIterator):
                 raise StopIteration
             counts["padding_rows"] += missing
             counts["padding_tokens"] += missing * len(rows[0].targets)
-        arrays = [np.stack([getattr(r, f) for r in rows]) for f in Row.ARRAY_FIELDS]
-        if missing:
-            arrays = [np.concatenate([a, np.zeros((missing, a.shape[1]), a.dtype)]) for a in arrays]
         fields = shift_rows(
-            *arrays, shift_target=spec.shift_target, first_input_id=spec.first_input_id
+            [r.targets for r in rows],
+            [r.segment_ids for r in rows],
+            [r.positions for r in rows],
+            rows=spec.group_rows,
+            shift_target=spec.shift_target,
+            first_input_id=spec.first_input_id,
         )
         return fields, counts
 

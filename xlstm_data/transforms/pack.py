@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import Counter
-from typing import Any, ClassVar
+from typing import Any
 
 import grain
 import numpy as np
@@ -27,12 +27,10 @@ from xlstm_data.documents import TOKEN_DTYPE, Documents
 class Row:
     """One row: target tokens, segment ids (0 = padding) and positions within each segment."""
 
-    ARRAY_FIELDS: ClassVar[tuple[str, ...]] = ("targets", "segment_ids", "positions")
-
     targets: np.ndarray
     segment_ids: np.ndarray
     positions: np.ndarray
-    counts: Counter = dataclasses.field(default_factory=Counter)
+    counts: Counter | None = None
 
 
 @dataclasses.dataclass
@@ -103,28 +101,33 @@ def materialize_rows(
     padding = row_length - np.bincount(rows, weights=lengths, minlength=placement.num_rows)
     padding = padding.astype(np.int64)[rows[last_of_row]]
 
-    tokens, zeros = documents.tokens, np.zeros(row_length, TOKEN_DTYPE)
-    counting = np.arange(row_length, dtype=np.int32)
-    token_pieces, position_pieces, piece_segments, piece_lengths = [], [], [], []
-    row_end = iter(padding.tolist())
-    for start, length, segment, last in zip(
-        starts.tolist(), lengths.tolist(), segment_of_doc.tolist(), last_of_row.tolist(),
-        strict=True,
-    ):  # fmt: skip
-        token_pieces.append(tokens[start : start + length])
-        position_pieces.append(counting[:length])
-        piece_segments.append(segment)
-        piece_lengths.append(length)
-        if last:
-            pad = next(row_end)
-            token_pieces.append(zeros[:pad])
-            position_pieces.append(zeros[:pad])
-            piece_segments.append(0)
-            piece_lengths.append(pad)
-    targets = np.concatenate(token_pieces).reshape(shape)
-    segments = np.repeat(np.array(piece_segments, np.int32), piece_lengths).reshape(shape)
-    positions = np.concatenate(position_pieces).reshape(shape)
+    # Pieces in output order: each row's documents, then its padding (a slice of zeros kept
+    # after the tokens, so every piece is a view of one buffer).
+    pieces = len(order) + len(padding)
+    piece_starts = np.empty(pieces, np.int64)
+    piece_lengths = np.empty(pieces, np.int64)
+    piece_segments = np.zeros(pieces, np.int32)
+    doc_slots = np.arange(len(order)) + np.cumsum(last_of_row) - last_of_row
+    pad_slots = doc_slots[last_of_row] + 1
+    piece_starts[doc_slots], piece_lengths[doc_slots] = starts, lengths
+    piece_segments[doc_slots] = segment_of_doc
+    piece_starts[pad_slots], piece_lengths[pad_slots] = len(documents.tokens), padding
+    zeros = np.zeros(row_length, TOKEN_DTYPE)
+    tokens = np.concatenate([documents.tokens, zeros])
+    # Positions count 0, 1, … within documents: slices of [0..row_length) or, for padding, of
+    # the zeros after it.
+    counting = np.concatenate([np.arange(row_length, dtype=np.int32), zeros])
+    counting_starts = np.where(piece_segments > 0, 0, row_length)
+    targets = _gather_spans(tokens, piece_starts, piece_lengths).reshape(shape)
+    segments = np.repeat(piece_segments, piece_lengths).reshape(shape)
+    positions = _gather_spans(counting, counting_starts, piece_lengths).reshape(shape)
     return targets, segments, positions
+
+
+def _gather_spans(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """values[s:s+n] for every (s, n), concatenated: one copy, no index arrays."""
+    ends = (starts + lengths).tolist()
+    return np.concatenate([values[a:b] for a, b in zip(starts.tolist(), ends, strict=True)])
 
 
 def segments_from_eod(
@@ -266,7 +269,9 @@ class _RowsIterator(grain.DatasetIterator):
         targets, segments, positions = self._rows
         i = self._next_row
         self._next_row += 1
-        counts, self._pending_counts = self._pending_counts, Counter()
+        counts = None
+        if self._pending_counts:
+            counts, self._pending_counts = self._pending_counts, Counter()
         return Row(targets[i], segments[i], positions[i], counts)
 
     def get_state(self) -> dict[str, Any]:

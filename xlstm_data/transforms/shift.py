@@ -31,45 +31,53 @@ BATCH_FIELDS = (
 
 
 def shift_rows(
-    tokens: np.ndarray,
-    segment_ids: np.ndarray,
-    positions: np.ndarray,
+    tokens: list[np.ndarray],
+    segment_ids: list[np.ndarray],
+    positions: list[np.ndarray],
     *,
+    rows: int,
     shift_target: Literal["inputs", "targets", "none"],
     first_input_id: int,
-) -> dict[str, np.ndarray]:
-    """The `LLMBatch` fields of rows [batch, row length], all int32, [batch, length] each."""
-    if shift_target == "none":
-        return {
-            "inputs": tokens,
-            "targets": tokens,
-            "inputs_position": positions,
-            "inputs_segmentation": segment_ids,
-            "targets_position": positions,
-            "targets_segmentation": segment_ids,
-        }
+) -> np.ndarray:
+    """The six `LLMBatch` fields of up to `rows` rows, as one int32 array [6, rows, length].
+
+    Fields are stacked in `BATCH_FIELDS` order so that a batch is one array (one transfer to
+    the devices, one shared-memory block between processes); rows past the given ones are
+    fully masked (all zeros). Each row is copied straight into place.
+    """
+    count, width = len(tokens), len(tokens[0])
+    length = width - (shift_target == "targets")
+    out = np.empty((len(BATCH_FIELDS), rows, length), dtype=np.int32)
+    out[:, count:] = 0
+    (
+        inputs,
+        targets,
+        inputs_position,
+        inputs_segmentation,
+        targets_position,
+        targets_segmentation,
+    ) = out
+    if shift_target == "targets":
+        rows_tokens = np.stack(tokens)
+        rows_segments = np.stack(segment_ids)
+        inputs[:count], targets[:count] = rows_tokens[:, :-1], rows_tokens[:, 1:]
+        np.stack([p[:-1] for p in positions], out=inputs_position[:count])
+        inputs_segmentation[:count] = rows_segments[:, :-1]
+        # A target in another document than its input is masked: predicting a new document
+        # from the previous one's end would leak across them.
+        same = (rows_segments[:, 1:] == rows_segments[:, :-1]) & (rows_segments[:, :-1] > 0)
+        np.multiply(inputs_position[:count], same, out=targets_position[:count])
+        np.multiply(inputs_segmentation[:count], same, out=targets_segmentation[:count])
+        return out
+    np.stack(tokens, out=targets[:count])
+    np.stack(segment_ids, out=targets_segmentation[:count])
+    np.stack(positions, out=targets_position[:count])
     if shift_target == "inputs":
-        inputs = np.empty_like(tokens)
-        inputs[:, 0] = first_input_id
-        inputs[:, 1:] = tokens[:, :-1]
-        return {
-            "inputs": inputs,
-            "targets": tokens,
-            "inputs_position": positions,
-            "inputs_segmentation": segment_ids,
-            "targets_position": positions,
-            "targets_segmentation": segment_ids,
-        }
-    # "targets": rows hold length + 1 tokens; a target in another document than its input is
-    # masked (predicting a new document from the previous one's end would leak across them).
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    same_segment = (segment_ids[:, 1:] == segment_ids[:, :-1]) & (segment_ids[:, :-1] > 0)
-    input_segments, input_positions = segment_ids[:, :-1], positions[:, :-1]
-    return {
-        "inputs": inputs,
-        "targets": targets,
-        "inputs_position": input_positions,
-        "inputs_segmentation": input_segments,
-        "targets_position": np.where(same_segment, input_positions, 0).astype(np.int32),
-        "targets_segmentation": np.where(same_segment, input_segments, 0).astype(np.int32),
-    }
+        # Rows start with a document unless they are empty (fully masked, all zero).
+        inputs[:count, 0] = (targets_segmentation[:count, 0] > 0) * first_input_id
+        inputs[:count, 1:] = targets[:count, :-1]
+    else:
+        inputs[:count] = targets[:count]
+    inputs_position[:count] = targets_position[:count]
+    inputs_segmentation[:count] = targets_segmentation[:count]
+    return out
