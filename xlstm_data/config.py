@@ -86,6 +86,17 @@ class DataConfig:
     """Passes over the data; None repeats forever (training)."""
     batch_rampup_factors: dict[int, float] | None = None
     """{step: factor}: from `step` on, the global batch is `factor * global_batch_size`."""
+    plan: Literal["online", "global"] = "online"
+    """"online": pack while reading (any source). "global": batches from a plan built once from
+    the document lengths (token caches and memmap files): a pure function of (seed, step), so
+    restoring needs only the step and works on another number of hosts."""
+    plan_dir: str | None = None
+    """Where plans are kept; default: a `plans` folder next to the data."""
+    plan_tokens: int | None = None
+    """Tokens per plan epoch; default: the fewest that use every document of every source at
+    least once at the mixture weights."""
+    plan_window_rows: int = 65_536
+    """Rows' worth of documents packed together when building a plan."""
     invalid_records: Literal["raise", "skip"] = "raise"
     """What to do with a record that cannot be read (bad UTF-8, wrong kind): raise an error
     naming it, or skip it and count it in the iterator's statistics."""
@@ -130,7 +141,10 @@ class DataConfig:
             self.read_threads is None or self.read_threads >= 0,
             "must be None or 0 or more",
         )
-        for field in ("grain_packing_bin_count", "max_steps_per_epoch", "num_epochs"):
+        _require(self, "plan_window_rows", self.plan_window_rows >= 1, "must be at least 1")
+        optional_counts = ("grain_packing_bin_count", "max_steps_per_epoch", "num_epochs",
+                           "plan_tokens")  # fmt: skip
+        for field in optional_counts:
             value = getattr(self, field)
             _require(self, field, value is None or value >= 1, "must be None or at least 1")
         if self.eod_token_id is not None:
@@ -174,6 +188,10 @@ class DataConfig:
     def describe_source(self) -> str:
         """Short description for logs and fingerprints."""
         return type(self).__name__
+
+    def default_plan_dir(self) -> Path | None:
+        """Where a global plan of this source is kept unless plan_dir says otherwise."""
+        return None
 
     @classmethod
     def create_train_eval_configs(
@@ -553,6 +571,11 @@ class MemmapDataConfig(DataConfig):
     def describe_source(self) -> str:
         return f"memmap:{self.records}:{self.data_files}"
 
+    def default_plan_dir(self) -> Path | None:
+        from xlstm_data.sources.memmap import find_token_files
+
+        return Path(find_token_files(self.data_files)[0]).parent / "plans"
+
 
 @dataclasses.dataclass(kw_only=True)
 class TokenCacheDataConfig(DataConfig):
@@ -601,3 +624,6 @@ class TokenCacheDataConfig(DataConfig):
 
     def describe_source(self) -> str:
         return f"token_cache:{self.cache_path.resolve()}"
+
+    def default_plan_dir(self) -> Path | None:
+        return self.cache_path / "plans"

@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 from xlstm_data.config import DataConfig
 from xlstm_data.epochs import EpochBlocks, records_per_epoch
 from xlstm_data.multihost import MultiHostDataLoadIterator, data_axes
+from xlstm_data.plan.pipeline import make_planned_iterator
 from xlstm_data.rampup import BatchSchedule, RampupBatchIterDataset
 from xlstm_data.setup_fingerprint import pipeline_setup
 from xlstm_data.sources.padded import PaddedDataset
@@ -27,6 +28,7 @@ from xlstm_data.transforms.chunk import Chunk
 from xlstm_data.transforms.pack import RowsIterDataset
 from xlstm_data.transforms.parse import ParseText, ParseTokens, ReadRecords
 from xlstm_data.transforms.tokenize import Tokenize, special_token_ids
+from xlstm_data.workers import in_worker_processes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -167,14 +169,6 @@ def first_input_id(config: DataConfig, tokenizer: Tokenizer | None) -> int:
     return 0
 
 
-def _mark_absl_flags_parsed() -> None:
-    """Grain's worker processes read absl flags, which only absl.app parses; use defaults."""
-    from absl import flags
-
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-
-
 def batches(
     rows: grain.IterDataset,
     config: DataConfig,
@@ -191,15 +185,11 @@ def batches(
         shift_target=config.shift_target,
         first_input_id=first_input_id(config, tokenizer),
     )
-    if config.worker_count > 0:
-        _mark_absl_flags_parsed()
-        groups = groups.mp_prefetch(
-            grain.MultiprocessingOptions(
-                num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size
-            )
-        )
     return RampupBatchIterDataset(
-        groups, schedule, pad_remainder=pad_remainder, first_step=first_step
+        in_worker_processes(groups, config),
+        schedule,
+        pad_remainder=pad_remainder,
+        first_step=first_step,
     )
 
 
@@ -361,8 +351,6 @@ def make_grain_iterator(
         host_count=host_count,
         data_parallel_size=data_parallel_size,
     )
-    first_position = _first_position(configs, schedule, start_from_step)
-
     tokenizers = [resolve_tokenizer(c) for c in configs]
     first_inputs = {first_input_id(c, t) for c, t in zip(configs, tokenizers, strict=True)}
     if len(first_inputs) > 1:
@@ -371,6 +359,21 @@ def make_grain_iterator(
             f"{sorted(first_inputs)} (their EOD ids differ); give them one "
             "tokenizer or one eod_token_id."
         )
+    if any(c.plan == "global" for c in configs):
+        return make_planned_iterator(
+            configs,
+            weights,
+            tokenizers,
+            global_mesh,
+            schedule=schedule,
+            host_index=host_index,
+            host_count=host_count,
+            data_axis_names=axes,
+            first_input_id=first_inputs.pop(),
+            start_from_step=start_from_step,
+            reset_after_epoch=reset_after_epoch,
+        )
+    first_position = _first_position(configs, schedule, start_from_step)
     sources = [c.open_source() for c in configs]
     built = [
         document_rows(

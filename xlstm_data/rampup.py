@@ -66,6 +66,17 @@ class BatchSchedule:
             (end - begin) * self.global_rows(begin) for begin, end in itertools.pairwise(edges)
         )
 
+    def steps_covering(self, rows: int) -> int:
+        """The fewest steps whose batches hold at least `rows` global rows."""
+        begin, before = 0, 0
+        for boundary in [*[b for b in self._boundaries if b > 0], None]:
+            size = self.global_rows(begin)
+            if boundary is None or before + (boundary - begin) * size >= rows:
+                return begin + max(0, -(-(rows - before) // size))
+            before += (boundary - begin) * size
+            begin = boundary
+        raise AssertionError("unreachable: the last stretch has no end")
+
     @property
     def is_constant(self) -> bool:
         return not self._sizes

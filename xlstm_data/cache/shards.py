@@ -32,11 +32,21 @@ def record_dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype).newbyteorder("<")
 
 
+def lengths_file(shard: str) -> str:
+    """The file next to a shard with its documents' token counts (int64, one per document)."""
+    return shard.removesuffix(".arecord") + ".lengths.npy"
+
+
 def write_shard(folder: Path, index: int, documents: list[np.ndarray]) -> ShardInfo:
-    """Writes shard `index` of token arrays (already in the cache's on-disk dtype)."""
+    """Writes shard `index` of token arrays (already in the cache's on-disk dtype), and the
+    documents' lengths before it, so a shard under its final name always has them."""
     (partial,) = write_array_record_shards(
         [d.tobytes() for d in documents], folder, num_shards=1, prefix=f"{_PARTIAL_PREFIX}{index}"
     )
+    lengths = np.fromiter((d.size for d in documents), dtype=np.int64, count=len(documents))
+    partial_lengths = folder / f"{_PARTIAL_PREFIX}{index}.lengths.npy"
+    np.save(partial_lengths, lengths)
+    os.replace(partial_lengths, folder / lengths_file(shard_file(index)))
     os.replace(partial, folder / shard_file(index))
     return ShardInfo(shard_file(index), len(documents), sum(d.size for d in documents))
 

@@ -210,6 +210,9 @@ class MemmapWindows(_TokenFilesSource):
     def __getitems__(self, keys: list[int]) -> list[np.ndarray]:
         return self._records(keys, self._read_windows)
 
+    def document_lengths(self) -> np.ndarray:
+        return np.full(len(self), self.window, dtype=np.int64)
+
     def locate(self, key: int) -> tuple[str, int]:
         """(file, position of the first token in it) of window `key`."""
         file_of, local = self._locate(np.array([key]))
@@ -319,6 +322,22 @@ class MemmapDocuments(_TokenFilesSource):
 
     def __getitems__(self, keys: list[int]) -> list[np.ndarray]:
         return self._records(keys, self._read_documents)
+
+    def document_lengths(self) -> np.ndarray:
+        """Tokens per document (2-D rows with a pad id are read once to find their ends)."""
+        lengths = []
+        for file_index, file in enumerate(self.token_files):
+            if len(file.shape) == 1:
+                lengths.append(np.diff(self._document_ends(file_index), prepend=0))
+            elif self.pad_token_id is None:
+                lengths.append(np.full(file.shape[0], file.shape[1], dtype=np.int64))
+            else:
+                rows = np.arange(file.shape[0])
+                lengths += [
+                    np.fromiter(map(len, self._read_documents(file_index, chunk)), np.int64)
+                    for chunk in np.array_split(rows, max(1, file.size // _SCAN_TOKENS))
+                ]
+        return np.concatenate(lengths)
 
     def locate(self, key: int) -> tuple[str, int]:
         """(file, index of the document in it) of document `key`."""

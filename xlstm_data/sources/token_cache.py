@@ -13,7 +13,7 @@ import grain
 import numpy as np
 
 from xlstm_data.cache.metadata import CacheMetadata
-from xlstm_data.cache.shards import record_dtype
+from xlstm_data.cache.shards import lengths_file, record_dtype
 from xlstm_data.sources.array_record import ArrayRecordSource
 
 
@@ -41,6 +41,24 @@ class TokenCacheSource(grain.sources.RandomAccessDataSource):
 
     def __getitems__(self, keys: list[int]) -> list[np.ndarray]:
         return [np.frombuffer(r, self.dtype) for r in self.records.__getitems__(keys)]
+
+    @property
+    def tokenizer_fingerprint(self) -> str:
+        return self.metadata.tokenizer_fingerprint
+
+    def document_lengths(self) -> np.ndarray:
+        """Tokens per document, from the shards' length files (read once if one is missing)."""
+        lengths = []
+        for shard, file in zip(self.metadata.shards, self.records.files, strict=True):
+            saved = self.folder / lengths_file(shard.file)
+            if saved.is_file():
+                lengths.append(np.load(saved))
+            else:
+                reader = ArrayRecordSource([file], [shard.documents])
+                records = reader.__getitems__(np.arange(shard.documents))
+                sizes = np.fromiter(map(len, records), np.int64, count=shard.documents)
+                lengths.append(sizes // self.dtype.itemsize)
+        return np.concatenate(lengths)
 
     def describe(self, key: int) -> str:
         file, position = self.records.locate(key)

@@ -1,9 +1,9 @@
 """Documents → rows of `row_length` tokens, packed (several documents per row) or one per row.
 
 Packing works on arrays of lengths: a window of documents (about `window_rows` rows' worth of
-tokens) is placed by best-fit decreasing, then all of its tokens are copied into the rows with
-one fancy-indexing call. Only the placement loop runs per document, over plain integers, so
-packing costs about a microsecond per document whatever the row length.
+tokens) is placed by best-fit decreasing (`best_fit.py`), then its tokens are copied into the
+rows with one concatenation of views. Only the placement loop runs per document, over plain
+integers, so packing costs a few microseconds per document whatever the row length.
 
 A window is a pure function of where it starts in the document stream, which makes the
 iterator state small and restoring it cheap: (parent state before the window's first block,
@@ -12,7 +12,6 @@ documents to skip in that block, rows already emitted).
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections import Counter
 from typing import Any
@@ -21,6 +20,7 @@ import grain
 import numpy as np
 
 from xlstm_data.documents import TOKEN_DTYPE, Documents
+from xlstm_data.transforms.best_fit import Placement, best_fit_decreasing
 
 
 @dataclasses.dataclass
@@ -31,44 +31,6 @@ class Row:
     segment_ids: np.ndarray
     positions: np.ndarray
     counts: Counter | None = None
-
-
-@dataclasses.dataclass
-class Placement:
-    """Where each document of a window goes: `row[i]`, starting at `offset[i]`."""
-
-    row: np.ndarray
-    offset: np.ndarray
-    num_rows: int
-
-
-def best_fit_decreasing(lengths: np.ndarray, capacity: int) -> Placement:
-    """Places documents (each at most `capacity` long) into as few rows as best-fit allows.
-
-    Longest documents first; each goes into the open row with the least room that still fits
-    it. Empty documents are not placed (row -1).
-    """
-    count = len(lengths)
-    row_of = np.full(count, -1, dtype=np.int64)
-    offset_of = np.zeros(count, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    open_rows: list[tuple[int, int]] = []  # (free tokens, row), sorted
-    used: list[int] = []  # tokens used per row
-    for doc, length in zip(order.tolist(), lengths[order].tolist(), strict=True):
-        if length == 0:
-            break  # sorted: the rest is empty too
-        slot = bisect.bisect_left(open_rows, (length, -1))
-        if slot == len(open_rows):
-            row = len(used)
-            used.append(0)
-        else:
-            _, row = open_rows.pop(slot)
-        row_of[doc] = row
-        offset_of[doc] = used[row]
-        used[row] += length
-        if used[row] < capacity:
-            bisect.insort(open_rows, (capacity - used[row], row))
-    return Placement(row_of, offset_of, len(used))
 
 
 def one_per_row(lengths: np.ndarray) -> Placement:

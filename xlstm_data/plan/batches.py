@@ -1,0 +1,218 @@
+"""Batches from a plan: global batch b is rows [R_b, R_b + G_b) of the epoch-ordered plan.
+
+The plan's rows are visited in a fresh seeded order every epoch. Epoch e is a stream of E row
+slots (the plan's rows, cut down to whole global batches with `drop_remainder`, or padded up
+with empty rows without it); slot i holds plan row `perm_e(i)`. Step b covers slots
+[R_b, R_b + G_b) of the stream of all epochs (R_b sums the ramp-up batch sizes before b), and
+host h of H reads the contiguous H-th of them that lands on its devices. A batch is therefore a
+pure function of (plan, seed, step): the same on any number of hosts, restorable from the step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+import grain
+import numpy as np
+
+from xlstm_data.documents import Documents, ranges_index
+from xlstm_data.permutation import RandomPermutation
+from xlstm_data.plan.build import Plan
+from xlstm_data.plan.store import load_plan
+from xlstm_data.rampup import BatchSchedule
+from xlstm_data.transforms.best_fit import Placement
+from xlstm_data.transforms.pack import materialize_rows
+from xlstm_data.transforms.shift import shift_rows
+
+
+class EpochSlots:
+    """Which plan row sits in each slot of the stream of epochs (-1: an empty padding row)."""
+
+    def __init__(
+        self,
+        num_rows: int,
+        *,
+        global_batch_size: int,
+        drop_remainder: bool,
+        num_epochs: int | None,
+        seed: int,
+    ):
+        self.num_rows = num_rows
+        if drop_remainder:
+            self.slots_per_epoch = num_rows // global_batch_size * global_batch_size
+        else:
+            self.slots_per_epoch = math.ceil(num_rows / global_batch_size) * global_batch_size
+        if self.slots_per_epoch == 0:
+            raise ValueError(
+                f"The plan has {num_rows} rows, fewer than one global batch "
+                f"({global_batch_size}), and drop_remainder=True leaves nothing."
+            )
+        self.num_epochs = num_epochs
+        self.seed = seed
+
+    @property
+    def total(self) -> int | None:
+        return None if self.num_epochs is None else self.slots_per_epoch * self.num_epochs
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (a few epochs' permutations, per process)
+    def _permutation(self, epoch: int) -> RandomPermutation:
+        return RandomPermutation(self.num_rows, (self.seed, epoch))
+
+    def rows(self, slots: np.ndarray) -> np.ndarray:
+        rows = np.full(len(slots), -1, dtype=np.int64)
+        epochs, within = np.divmod(slots, self.slots_per_epoch)
+        valid = within < self.num_rows
+        if self.total is not None:
+            valid &= slots < self.total
+        for epoch in np.unique(epochs[valid]).tolist():
+            chosen = valid & (epochs == epoch)
+            rows[chosen] = self._permutation(epoch)(within[chosen])
+        return rows
+
+
+class PlanBatches(grain.MapDataset):
+    """Element i: this host's local batch of step `first_step + i` as `(fields, counts)`.
+
+    The plan is reopened (memory-mapped) in every process from `plan_folder`; sources pickle
+    as paths. Tokens are read per batch, only for the documents its rows hold.
+    """
+
+    def __init__(
+        self,
+        *,
+        plan_folder: Path,
+        sources: list[Any],
+        prefixes: list[tuple[int, ...]],
+        suffixes: list[tuple[int, ...]],
+        slots: EpochSlots,
+        schedule: BatchSchedule,
+        host_index: int,
+        host_count: int,
+        row_length: int,
+        shift_target: Literal["inputs", "targets", "none"],
+        first_input_id: int,
+        vocab_sizes: list[int | None],
+        first_step: int = 0,
+    ):
+        super().__init__()
+        self.plan_folder = plan_folder
+        self.sources = sources
+        self.prefixes, self.suffixes = prefixes, suffixes
+        self.slots = slots
+        self.schedule = schedule
+        self.host_index, self.host_count = host_index, host_count
+        self.row_length = row_length
+        self.shift_target = shift_target
+        self.first_input_id = first_input_id
+        self.vocab_sizes = vocab_sizes
+        self.first_step = first_step
+        self._plan: Plan | None = None
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_plan": None}
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = load_plan(self.plan_folder)
+        return self._plan
+
+    def __len__(self) -> int:
+        if self.slots.total is None:
+            return sys.maxsize - self.first_step
+        steps = self.schedule.steps_covering(self.slots.total)
+        return max(0, steps - self.first_step)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        step = self.first_step + int(index)
+        local = self.schedule.local_rows(step)
+        first_slot = self.schedule.rows_before(step) + self.host_index * local
+        rows = self.slots.rows(np.arange(first_slot, first_slot + local))
+        return self._materialize(rows)
+
+    def _materialize(self, rows: np.ndarray) -> tuple[np.ndarray, Counter]:
+        plan = self.plan
+        real = rows >= 0
+        begin = np.where(real, plan.row_starts[np.maximum(rows, 0)], 0)
+        count = np.where(real, plan.row_starts[np.maximum(rows, 0) + 1] - begin, 0)
+        pieces = ranges_index(begin, count)
+        piece_row = np.repeat(np.arange(len(rows)), count)
+        lengths = np.asarray(plan.piece_length[pieces], dtype=np.int64)
+        tokens = self._piece_tokens(
+            np.asarray(plan.piece_source[pieces]),
+            np.asarray(plan.piece_document[pieces]),
+            np.asarray(plan.piece_start[pieces]),
+            lengths,
+        )
+        # Pieces come row by row; a piece's offset is the tokens of its row before it.
+        row_tokens = np.bincount(piece_row, weights=lengths, minlength=len(rows)).astype(np.int64)
+        offset = (np.cumsum(lengths) - lengths) - (np.cumsum(row_tokens) - row_tokens)[piece_row]
+        # Empty rows get an empty piece, so that every row exists in the placement.
+        empty = np.flatnonzero(count == 0)
+        piece_row = np.concatenate([piece_row, empty])
+        lengths = np.concatenate([lengths, np.zeros(len(empty), np.int64)])
+        offset = np.concatenate([offset, np.zeros(len(empty), np.int64)])
+        placement = Placement(piece_row, offset, len(rows))
+        targets, segments, positions = materialize_rows(
+            Documents(tokens, lengths), placement, self.row_length
+        )
+        fields = shift_rows(
+            list(targets),
+            list(segments),
+            list(positions),
+            rows=len(rows),
+            shift_target=self.shift_target,
+            first_input_id=self.first_input_id,
+        )
+        used = int(lengths.sum())
+        counts = Counter(
+            rows=int(real.sum()),
+            padding_rows=int((~real).sum()),
+            tokens=used,
+            padding_tokens=len(rows) * self.row_length - used,
+        )
+        return fields, counts
+
+    def _piece_tokens(
+        self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
+    ) -> np.ndarray:
+        """The tokens of every piece, back to back, read document by document."""
+        out = np.empty(int(length.sum()), dtype=np.int32)
+        out_start = np.cumsum(length) - length
+        for index in np.unique(source).tolist():
+            chosen = np.flatnonzero(source == index)
+            unique, inverse = np.unique(document[chosen], return_inverse=True)
+            documents = Documents.from_lists(
+                list(self.sources[index].__getitems__(unique)),
+                prefix=self.prefixes[index],
+                suffix=self.suffixes[index],
+            )
+            self._check_vocabulary(index, documents, unique)
+            within = ranges_index(documents.starts[inverse] + start[chosen], length[chosen])
+            out[ranges_index(out_start[chosen], length[chosen])] = documents.tokens[within]
+        return out
+
+    def _check_vocabulary(self, index: int, documents: Documents, keys: np.ndarray) -> None:
+        bound = self.vocab_sizes[index]
+        if bound is None or not documents.tokens.size or documents.tokens.max() < bound:
+            return
+        doc_of_token = np.repeat(np.arange(len(documents)), documents.lengths)
+        bad = int(keys[doc_of_token[np.argmax(documents.tokens >= bound)]])
+        describe = getattr(self.sources[index], "describe", lambda key: f"document {key}")
+        raise ValueError(
+            f"{describe(bad)} holds token ids >= vocab_size {bound}; the data does "
+            "not belong to this vocabulary."
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"PlanBatches(host {self.host_index}/{self.host_count}, from step "
+            f"{self.first_step}, {self.plan_folder.name})"
+        )
