@@ -5,12 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlstm_data.documents import Documents, positions_within, ranges_index
-from xlstm_data.transforms.chunk import chunk_documents, truncate_documents
 from xlstm_data.transforms.best_fit import (
     best_fit_decreasing,
     histogram_best_fit_decreasing,
     per_document_best_fit_decreasing,
 )
+from xlstm_data.transforms.chunk import chunk_documents, truncate_documents
 from xlstm_data.transforms.pack import materialize_rows, one_per_row, segments_from_eod
 from xlstm_data.transforms.shift import BATCH_FIELDS, shift_rows
 from xlstm_data.transforms.tokenize import special_token_ids
@@ -97,8 +97,11 @@ def row_fill(lengths, placement) -> list[int]:
     """Tokens per row, sorted: equal for any two best-fit runs (rows with equal room are
     interchangeable, so only which of them takes a document may differ)."""
     placed = placement.row >= 0
-    return sorted(np.bincount(placement.row[placed], weights=lengths[placed],
-                              minlength=placement.num_rows).tolist())
+    return sorted(
+        np.bincount(
+            placement.row[placed], weights=lengths[placed], minlength=placement.num_rows
+        ).tolist()
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,7 +8,8 @@
     manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), data=DataIteratorRestore(iterator)))
 
-Each process writes its own small JSON file (`process_{i}-of-{n}.json`). Orbax writes a
+Each process writes its own small JSON file (`process_{i}-of-{n}.json`); a global plan's
+state, the same on every host, restores on any number of processes. Orbax writes a
 checkpoint into a temporary folder and renames it when every item of every process is
 written, so a crash while saving leaves no checkpoint that restores wrongly.
 """
@@ -38,6 +39,9 @@ class DataIteratorHandler(ocp.CheckpointHandler):
 
     def restore(self, directory: Any, args: DataIteratorRestore) -> MultiHostDataLoadIterator:
         file = _state_file(directory)
+        saved = sorted(Path(directory).glob("process_*-of-*.json"))
+        if not file.is_file() and args.item.state_is_host_independent and saved:
+            file = saved[0]  # a global plan's state is the same on every host
         if not file.is_file():
             raise ValueError(
                 f"No data iterator state {file.name} in {directory}: the checkpoint was saved "

@@ -98,6 +98,9 @@ class MultiHostDataLoadIterator:
     all have; with `drop_remainder=True` all stop when the first one runs out.
     """
 
+    state_is_host_independent = False
+    """Whether a state saved on one host (count) restores on any: true only for global plans."""
+
     def __init__(
         self,
         dataset: grain.IterDataset,

@@ -30,6 +30,8 @@ _PLAN_FIELDS = ("data_shuffle_seed", "plan_dir", "plan_tokens", "plan_window_row
 class PlanDataLoadIterator(MultiHostDataLoadIterator):
     """A `MultiHostDataLoadIterator` whose state is the step and the plan's fingerprint."""
 
+    state_is_host_independent = True
+
     def __init__(
         self,
         make_dataset: Callable[[int], grain.IterDataset],
