@@ -29,6 +29,9 @@ from xlstm_data.transforms.best_fit import Placement
 from xlstm_data.transforms.pack import materialize_rows
 from xlstm_data.transforms.shift import shift_rows
 
+# Slots whose rows are computed together (see EpochSlots._chunk).
+_CHUNK = 1 << 15
+
 
 class EpochSlots:
     """Which plan row sits in each slot of the stream of epochs (-1: an empty padding row)."""
@@ -59,11 +62,20 @@ class EpochSlots:
     def total(self) -> int | None:
         return None if self.num_epochs is None else self.slots_per_epoch * self.num_epochs
 
-    @functools.lru_cache(maxsize=4)  # noqa: B019 (a few epochs' permutations, per process)
-    def _permutation(self, epoch: int) -> RandomPermutation:
-        return RandomPermutation(self.num_rows, (self.seed, epoch))
-
     def rows(self, slots: np.ndarray) -> np.ndarray:
+        """Plan row of each slot, -1 for the empty rows that pad an epoch or follow the last."""
+        chunks = slots // _CHUNK
+        rows = np.empty(len(slots), dtype=np.int64)
+        for chunk in np.unique(chunks).tolist():
+            chosen = chunks == chunk
+            rows[chosen] = self._chunk(chunk)[slots[chosen] - chunk * _CHUNK]
+        return rows
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (two chunks per process: the current, the next)
+    def _chunk(self, chunk: int) -> np.ndarray:
+        """Rows of slots [chunk * _CHUNK, (chunk + 1) * _CHUNK), computed in one vectorised call:
+        batches take consecutive slots, so the cost is shared by thousands of them."""
+        slots = np.arange(chunk * _CHUNK, (chunk + 1) * _CHUNK, dtype=np.int64)
         rows = np.full(len(slots), -1, dtype=np.int64)
         epochs, within = np.divmod(slots, self.slots_per_epoch)
         valid = within < self.num_rows
@@ -71,7 +83,7 @@ class EpochSlots:
             valid &= slots < self.total
         for epoch in np.unique(epochs[valid]).tolist():
             chosen = valid & (epochs == epoch)
-            rows[chosen] = self._permutation(epoch)(within[chosen])
+            rows[chosen] = RandomPermutation(self.num_rows, (self.seed, epoch))(within[chosen])
         return rows
 
 
@@ -183,9 +195,9 @@ class PlanBatches(grain.MapDataset):
     def _piece_tokens(
         self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
     ) -> np.ndarray:
-        """The tokens of every piece, back to back, read document by document."""
-        out = np.empty(int(length.sum()), dtype=np.int32)
-        out_start = np.cumsum(length) - length
+        """The tokens of every piece, back to back: each document read once, each piece one
+        slice of it (special tokens included)."""
+        pieces: list[np.ndarray] = [np.zeros(0, np.int32)] * len(source)
         for index in np.unique(source).tolist():
             chosen = np.flatnonzero(source == index)
             unique, inverse = np.unique(document[chosen], return_inverse=True)
@@ -195,9 +207,12 @@ class PlanBatches(grain.MapDataset):
                 suffix=self.suffixes[index],
             )
             self._check_vocabulary(index, documents, unique)
-            within = ranges_index(documents.starts[inverse] + start[chosen], length[chosen])
-            out[ranges_index(out_start[chosen], length[chosen])] = documents.tokens[within]
-        return out
+            begin = documents.starts[inverse] + start[chosen]
+            for slot, a, b in zip(
+                chosen.tolist(), begin.tolist(), (begin + length[chosen]).tolist(), strict=True
+            ):
+                pieces[slot] = documents.tokens[a:b]
+        return np.concatenate(pieces)
 
     def _check_vocabulary(self, index: int, documents: Documents, keys: np.ndarray) -> None:
         bound = self.vocab_sizes[index]

@@ -1,0 +1,153 @@
+"""Global plans: build time and peak memory for 10^6 and 10^7 documents, and steady-state
+tokens/s of plan batches next to the online packing path on the same token cache.
+
+    .venv/bin/python benchmarks/plan_build.py [--documents 1000000 10000000] [--repeats 3]
+
+Build variants (each in its own process): `build:N` builds the plan of N documents (log-normal
+lengths, median 300, three sources weighted 0.5/0.3/0.2) from their lengths alone. Read
+variants on one pre-tokenized token cache (16 x 2048 batches, 1 device):
+  plan_global     make_grain_iterator with plan="global"
+  online_packing  make_grain_iterator with grain_packing=True (the online path)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+from harness import (
+    lognormal_lengths,
+    measure,
+    peak_rss_mb,
+    run_variants,
+    variant_args,
+    variant_parser,
+)
+
+
+def run_build(args, documents: int) -> dict:
+    from xlstm_data.plan.build import build_plan
+
+    lengths = lognormal_lengths(documents, median=300, sigma=1.0, seed=0)
+    shares = np.array([0.5, 0.3, 0.2])
+    sizes = (shares * documents).astype(int)
+    split = np.split(lengths, np.cumsum(sizes)[:-1])
+    started = time.perf_counter()
+    plan = build_plan(
+        split, list(shares), row_length=2048, seed=0, window_rows=65_536, progress=False
+    )
+    return {
+        "build_s": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rows": plan.num_rows,
+        "padding_fraction": plan.report["padding_fraction"],
+        "largest_share_deviation": round(plan.report["largest_share_deviation"], 6),
+    }
+
+
+def token_cache(args):
+    """A token cache of generated token documents (written once under --workdir)."""
+    from xlstm_data.cache.metadata import CacheMetadata, ShardInfo
+    from xlstm_data.cache.shards import write_shard
+
+    folder = args.workdir / f"plan_cache_{args.read_documents}"
+    if (folder / "metadata.json").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    lengths = lognormal_lengths(args.read_documents, median=300, sigma=1.0, seed=1)
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(3, 32_000, int(lengths.sum())).astype(np.uint16)
+    documents = np.split(tokens, np.cumsum(lengths)[:-1])
+    metadata = CacheMetadata(
+        tokenizer_path="generated",
+        tokenizer_fingerprint="generated",
+        vocab_size=32_000,
+        dtype="uint16",
+        eod_token_id=2,
+        source={"generated": args.read_documents},
+        documents_per_shard=5_000,
+    )
+    shards: list[ShardInfo] = []
+    for index, begin in enumerate(range(0, len(documents), 5_000)):
+        shards.append(write_shard(folder, index, documents[begin : begin + 5_000]))
+    metadata.shards, metadata.complete = shards, True
+    metadata.write(folder)
+    return folder
+
+
+def run_read(args, plan: str):
+    import jax
+
+    from xlstm_data import TokenCacheDataConfig, make_grain_iterator
+
+    folder = token_cache(args)
+    started = time.perf_counter()
+    config = TokenCacheDataConfig(
+        cache_path=folder,
+        global_batch_size=16,
+        max_target_length=2048,
+        shuffle_data=True,
+        worker_count=0,
+        plan=plan,
+        grain_packing=plan == "online",
+        plan_dir=str(args.workdir / "plans"),
+    )
+    iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
+
+    def count(batch) -> tuple[int, int]:
+        segmentation = np.asarray(batch.targets_segmentation)
+        return int((segmentation > 0).sum()), segmentation.size
+
+    with iterator:
+        return measure(iterator, count, warmup=5, steps=args.steps, started=started).figures()
+
+
+def main() -> None:
+    parser = variant_parser(__doc__)
+    parser.add_argument("--documents", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--read-documents", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    if args.variant:
+        kind, value = args.variant.split(":")
+        figures = run_build(args, int(value)) if kind == "build" else run_read(args, value)
+        print(json.dumps(figures))
+        return
+    token_cache(args)
+    passed = variant_args(sys.argv[1:])
+    builds = run_variants(
+        __file__, [f"build:{n}" for n in args.documents], passed, repeats=args.repeats
+    )
+    print(f"\nplan build (median of {args.repeats})")
+    print(f"{'documents':>12}{'build_s':>10}{'peak_rss_mb':>14}{'rows':>12}{'padding':>10}")
+    for name, figures in builds.items():
+        print(
+            f"{int(name.split(':')[1]):>12,}{figures['build_s']:>10}{figures['peak_rss_mb']:>14}"
+            f"{int(figures['rows']):>12,}{figures['padding_fraction']:>10.4%}"
+        )
+    reads = run_variants(__file__, ["read:global", "read:online"], passed, repeats=args.repeats)
+    print(f"\nsteady state on a token cache (median of {args.repeats})")
+    for name, figures in reads.items():
+        first, padding = figures["time_to_first_batch_s"], figures["padding_fraction"]
+        print(
+            f"{name:<14}{figures['tokens_per_s']:>14,.0f} tokens/s  first batch {first:.2f} s"
+            f"  padding {padding:.2%}"
+        )
+    ratio = reads["read:global"]["tokens_per_s"] / reads["read:online"]["tokens_per_s"]
+    print(f"tokens/s ratio global plan / online packing: {ratio:.2f}x")
+    print(
+        json.dumps(
+            {
+                "benchmark": "plan build and read",
+                "build": builds,
+                "read": reads,
+                "ratio_tokens_per_s": round(ratio, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
