@@ -10,6 +10,10 @@ Variants (each in its own process, on the same generated text):
   read_cache   `make_grain_iterator` over the cache: packed, shuffled, 16 x 2048
   read_memmap  the same tokens as one uint16 .bin file (documents joined by EOD) through
                `MemmapDataConfig`: shuffled windows of 2049 tokens, 16 a batch
+  grain_cache_firstfit   baseline for read_cache: Grain's documented pipeline over the cache's
+               shards (source → shuffle → parse, EOD → FirstFitPackIterDataset → batch)
+  grain_memmap_windows   baseline for read_memmap: a Grain MapDataset of shuffled np.memmap
+               windows → batch, the way nanoGPT-style loaders read a .bin file
 """
 
 from __future__ import annotations
@@ -141,11 +145,69 @@ def run_read_memmap(args, paths) -> dict:
     return read(config, args)
 
 
+def run_grain_cache_firstfit(args, paths) -> dict:
+    import grain
+
+    from xlstm_data.sources.token_cache import load_token_cache
+
+    started = time.perf_counter()
+    cache = load_token_cache(paths["cache"])
+    eod, dtype = cache.metadata.eod_token_id, cache.dtype
+
+    def parse(record: bytes) -> dict[str, np.ndarray]:
+        return {"targets": np.append(np.frombuffer(record, dtype), eod)[:2048].astype(np.int32)}
+
+    dataset = (
+        grain.MapDataset.source(grain.sources.ArrayRecordDataSource(cache.files))
+        .shuffle(seed=0)
+        .repeat()
+        .map(parse)
+        .to_iter_dataset()
+    )
+    dataset = grain.experimental.FirstFitPackIterDataset(
+        dataset, length_struct={"targets": 2048}, num_packing_bins=16, shuffle_bins=False
+    )
+
+    def count(batch) -> tuple[int, int]:
+        return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
+
+    steps = max(10, args.steps // 4)
+    return measure(iter(dataset.batch(16)), count, warmup=2, steps=steps, started=started).figures()
+
+
+def run_grain_memmap_windows(args, paths) -> dict:
+    import grain
+
+    started = time.perf_counter()
+    tokens = np.memmap(paths["memmap"], dtype=np.uint16, mode="r")
+    window = 2049
+
+    def take(index: int) -> dict[str, np.ndarray]:
+        chunk = np.asarray(tokens[index * window : (index + 1) * window], dtype=np.int32)
+        return {"inputs": chunk[:-1], "targets": chunk[1:]}
+
+    dataset = (
+        grain.MapDataset.range(len(tokens) // window)
+        .shuffle(seed=0)
+        .repeat()
+        .map(take)
+        .batch(16)
+        .to_iter_dataset()
+    )
+
+    def count(batch) -> tuple[int, int]:
+        return batch["targets"].size, batch["targets"].size
+
+    return measure(iter(dataset), count, warmup=5, steps=args.steps, started=started).figures()
+
+
 VARIANTS = {
     "encode": run_encode,
     "prepare": run_prepare,
     "read_cache": run_read_cache,
+    "grain_cache_firstfit": run_grain_cache_firstfit,
     "read_memmap": run_read_memmap,
+    "grain_memmap_windows": run_grain_memmap_windows,
 }
 
 
@@ -173,16 +235,28 @@ def compare(args) -> None:
     argv = variant_args(sys.argv[1:])
     run_variants(__file__, ["build"], argv)
     results = run_variants(__file__, list(VARIANTS), argv, repeats=args.repeats)
-    read_ratio = results["read_cache"]["tokens_per_s"] / results["read_memmap"]["tokens_per_s"]
+
+    def ratio(ours: str, baseline: str) -> float:
+        return round(results[ours]["tokens_per_s"] / results[baseline]["tokens_per_s"], 3)
+
+    extra = {
+        "ratio_read_cache_to_memmap": ratio("read_cache", "read_memmap"),
+        "ratio_read_cache_to_grain": ratio("read_cache", "grain_cache_firstfit"),
+        "ratio_read_memmap_to_grain": ratio("read_memmap", "grain_memmap_windows"),
+    }
     report(
         f"token cache ({args.tokenizer} tokenizer, {args.workers} prepare workers, "
         f"median of {args.repeats})",
         results,
         ours="prepare",
         baseline="encode",
-        extra={"ratio_read_cache_to_memmap": round(read_ratio, 3)},
+        extra=extra,
     )
-    print(f"reading: cache / memmap tokens/s: {read_ratio:.2f}x")
+    print(
+        f"reading: cache / Grain FirstFit on the cache {extra['ratio_read_cache_to_grain']}x, "
+        f"memmap / Grain memmap windows {extra['ratio_read_memmap_to_grain']}x, "
+        f"cache / memmap {extra['ratio_read_cache_to_memmap']}x"
+    )
 
 
 if __name__ == "__main__":
