@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from xlstm_data.documents import Documents
 from xlstm_data.transforms.pack import RowsIterDataset
+from xlstm_data.transforms.shift import BATCH_FIELDS
 
 blocks_strategy = st.lists(
     st.lists(st.lists(st.integers(1, 50), max_size=12), max_size=9), min_size=1, max_size=6
@@ -22,10 +23,17 @@ def rows_dataset(blocks, *, packed: bool, window_rows: int = 3, row_length: int 
     )
 
 
+TARGETS = BATCH_FIELDS.index("targets")
+SEGMENTS = BATCH_FIELDS.index("targets_segmentation")
+POSITIONS = BATCH_FIELDS.index("targets_position")
+
+
 def row_tuples(iterator, count=None):
+    """(targets, segment ids, positions) of each row."""
     out = []
     for row in iterator:
-        out.append((row.targets.tolist(), row.segment_ids.tolist(), row.positions.tolist()))
+        values = row.values
+        out.append(tuple(values[i].tolist() for i in (TARGETS, SEGMENTS, POSITIONS)))
         if count is not None and len(out) == count:
             break
     return out

@@ -146,12 +146,11 @@ def test_rows_hold_every_token_once_with_consistent_segments(docs, packed):
         assert len(targets) == len(docs)
 
 
-def shift(tokens, segments, positions, shift_target, rows=None):
+def shift(tokens, segments, positions, shift_target):
     fields = shift_rows(
-        list(np.array(tokens, np.int32)),
-        list(np.array(segments, np.int32)),
-        list(np.array(positions, np.int32)),
-        rows=rows or len(tokens),
+        np.array(tokens, np.int32),
+        np.array(segments, np.int32),
+        np.array(positions, np.int32),
         shift_target=shift_target,
         first_input_id=9,
     )
@@ -161,9 +160,11 @@ def shift(tokens, segments, positions, shift_target, rows=None):
 def test_shift_matches_the_documented_example():
     E = 9
     batch = shift(
-        [[1, 2, 3, E, 4, 5, E, 0]], [[1, 1, 1, 1, 2, 2, 2, 0]], [[0, 1, 2, 3, 0, 1, 2, 0]],
-        "inputs", rows=2,
-    )  # fmt: skip
+        [[1, 2, 3, E, 4, 5, E, 0], [0] * 8],
+        [[1, 1, 1, 1, 2, 2, 2, 0], [0] * 8],
+        [[0, 1, 2, 3, 0, 1, 2, 0], [0] * 8],
+        "inputs",
+    )
     assert batch["targets"] == [[1, 2, 3, E, 4, 5, E, 0], [0] * 8]
     assert batch["inputs"] == [[E, 1, 2, 3, E, 4, 5, E], [0] * 8]
     assert batch["targets_segmentation"] == [[1, 1, 1, 1, 2, 2, 2, 0], [0] * 8]

@@ -154,6 +154,8 @@ def document_rows(
         row_length=config.row_length,
         window_rows=packing_window_rows(config, local_batch_size),
         packed=config.grain_packing,
+        shift_target=config.shift_target,
+        first_input_id=first_input_id(config, tokenizer),
         eod_id=eod if not config.tokenize_data else None,
     )
     return rows, per_epoch
@@ -170,21 +172,11 @@ def first_input_id(config: DataConfig, tokenizer: Tokenizer | None) -> int:
 
 
 def batches(
-    rows: grain.IterDataset,
-    config: DataConfig,
-    schedule: BatchSchedule,
-    tokenizer: Tokenizer | None,
-    first_step: int = 0,
+    rows: grain.IterDataset, config: DataConfig, schedule: BatchSchedule, first_step: int = 0
 ) -> grain.IterDataset:
-    """Local batches `(fields, counts)` from rows: group, shift, prefetch, ramp up."""
+    """Local batches `(fields, counts)` from rows: group, prefetch in workers, ramp up."""
     pad_remainder = not config.drop_remainder
-    groups = RowGroupsIterDataset(
-        rows,
-        group_rows=schedule.group_rows,
-        pad_remainder=pad_remainder,
-        shift_target=config.shift_target,
-        first_input_id=first_input_id(config, tokenizer),
-    )
+    groups = RowGroupsIterDataset(rows, group_rows=schedule.group_rows, pad_remainder=pad_remainder)
     return RampupBatchIterDataset(
         in_worker_processes(groups, config),
         schedule,
@@ -256,7 +248,7 @@ def preprocess_dataset(
         host_count=dataloading_host_count,
         tokenizer=tokenizer,
     )
-    return batches(rows, config, schedule, tokenizer), dataset
+    return batches(rows, config, schedule), dataset
 
 
 def _check_mixture(configs: Sequence[DataConfig], weights: Sequence[float] | None) -> list[float]:
@@ -352,14 +344,14 @@ def make_grain_iterator(
         data_parallel_size=data_parallel_size,
     )
     tokenizers = [resolve_tokenizer(c) for c in configs]
-    first_inputs = {first_input_id(c, t) for c, t in zip(configs, tokenizers, strict=True)}
-    if len(first_inputs) > 1:
-        raise ValueError(
-            f"The configs of a mixture open rows with different tokens "
-            f"{sorted(first_inputs)} (their EOD ids differ); give them one "
-            "tokenizer or one eod_token_id."
-        )
     if any(c.plan == "global" for c in configs):
+        first_inputs = {first_input_id(c, t) for c, t in zip(configs, tokenizers, strict=True)}
+        if len(first_inputs) > 1:
+            raise ValueError(
+                f"The configs of a planned mixture open rows with different tokens "
+                f"{sorted(first_inputs)} (their EOD ids differ); give them one tokenizer or "
+                "one eod_token_id."
+            )
         return make_planned_iterator(
             configs,
             weights,
@@ -396,7 +388,7 @@ def make_grain_iterator(
         mixed = grain.IterDataset.mix(rows, weights)
     else:
         mixed = rows[0]
-    local_batches = batches(mixed, first, schedule, tokenizers[0], first_step=start_from_step)
+    local_batches = batches(mixed, first, schedule, first_step=start_from_step)
     fixed = _rows_per_host_are_fixed(configs)
     steps_per_epoch = None
     if fixed and len(configs) == 1 and schedule.is_constant:

@@ -176,10 +176,9 @@ class PlanBatches(grain.MapDataset):
             Documents(tokens, lengths), placement, self.row_length
         )
         fields = shift_rows(
-            list(targets),
-            list(segments),
-            list(positions),
-            rows=len(rows),
+            targets,
+            segments,
+            positions,
             shift_target=self.shift_target,
             first_input_id=self.first_input_id,
         )

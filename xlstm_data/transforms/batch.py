@@ -5,39 +5,29 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from typing import Any, Literal
+from typing import Any
 
 import grain
 import numpy as np
 
 from xlstm_data.transforms.pack import Row
-from xlstm_data.transforms.shift import shift_rows
 
 LOGGER = logging.getLogger(__name__)
 
 
 class RowGroupsIterDataset(grain.IterDataset):
     """Grain IterDataset: `Row`s → `(fields, counts)` with `group_rows` rows per group; `fields`
-    is the int32 array [6, group_rows, length] of `shift_rows`.
+    is the int32 array [6, group_rows, length] of the rows' batch fields (`shift_rows`).
 
-    At the end of a finite stream the last partial group is padded with fully masked rows
-    (`pad_remainder=True`) or dropped and counted.
+    Consecutive rows of one packing window are one slice; others are stacked. At the end of a
+    finite stream the last partial group is padded with fully masked (all zero) rows
+    (`pad_remainder=True`) or dropped and logged.
     """
 
-    def __init__(
-        self,
-        parent: grain.IterDataset,
-        *,
-        group_rows: int,
-        pad_remainder: bool,
-        shift_target: Literal["inputs", "targets", "none"],
-        first_input_id: int,
-    ):
+    def __init__(self, parent: grain.IterDataset, *, group_rows: int, pad_remainder: bool):
         super().__init__(parent)
         self.group_rows = group_rows
         self.pad_remainder = pad_remainder
-        self.shift_target = shift_target
-        self.first_input_id = first_input_id
 
     def __iter__(self) -> _RowGroupsIterator:
         return _RowGroupsIterator(self._parent.__iter__(), self)
@@ -45,7 +35,7 @@ class RowGroupsIterDataset(grain.IterDataset):
     def __str__(self) -> str:
         return (
             f"RowGroupsIterDataset(group_rows={self.group_rows}, "
-            f"pad_remainder={self.pad_remainder}, shift_target={self.shift_target!r})"
+            f"pad_remainder={self.pad_remainder})"
         )
 
 
@@ -73,16 +63,12 @@ class _RowGroupsIterator(grain.DatasetIterator):
                 )
             if not rows or not spec.pad_remainder:
                 raise StopIteration
+        fields = _join(rows)
+        if missing:
+            padding = np.zeros((fields.shape[0], missing, fields.shape[2]), np.int32)
+            fields = np.concatenate([fields, padding], axis=1)
             counts["padding_rows"] += missing
-            counts["padding_tokens"] += missing * len(rows[0].targets)
-        fields = shift_rows(
-            [r.targets for r in rows],
-            [r.segment_ids for r in rows],
-            [r.positions for r in rows],
-            rows=spec.group_rows,
-            shift_target=spec.shift_target,
-            first_input_id=spec.first_input_id,
-        )
+            counts["padding_tokens"] += missing * fields.shape[2]
         return fields, counts
 
     def get_state(self) -> dict[str, Any]:
@@ -91,3 +77,15 @@ class _RowGroupsIterator(grain.DatasetIterator):
     def set_state(self, state: dict[str, Any]) -> None:
         self._parent.set_state(state["parent"])
         self._exhausted = state["exhausted"]
+
+
+def _join(rows: list[Row]) -> np.ndarray:
+    """The rows' fields as one contiguous [6, rows, length] array: a slice of their window when
+    they are consecutive rows of it, else stacked."""
+    first = rows[0]
+    consecutive = all(
+        row.fields is first.fields and row.index == first.index + i for i, row in enumerate(rows)
+    )
+    if consecutive:
+        return np.ascontiguousarray(first.fields[:, first.index : first.index + len(rows)])
+    return np.stack([row.values for row in rows], axis=1)

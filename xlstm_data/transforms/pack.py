@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 import grain
 import numpy as np
 
 from xlstm_data.documents import TOKEN_DTYPE, Documents
 from xlstm_data.transforms.best_fit import Placement, best_fit_decreasing
+from xlstm_data.transforms.shift import shift_rows
 
 
 @dataclasses.dataclass
 class Row:
-    """One row: target tokens, segment ids (0 = padding) and positions within each segment."""
+    """Row `index` of a window's fields ([6, rows, length], `shift_rows`), and what the
+    pipeline counted up to it (documents, tokens, padding …), if anything."""
 
-    targets: np.ndarray
-    segment_ids: np.ndarray
-    positions: np.ndarray
+    fields: np.ndarray
+    index: int
     counts: Counter | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """The row's six fields, [6, length]."""
+        return self.fields[:, self.index]
 
 
 def one_per_row(lengths: np.ndarray) -> Placement:
@@ -117,7 +123,8 @@ class RowsIterDataset(grain.IterDataset):
 
     `packed=True` fills rows by best-fit decreasing over windows of about `window_rows` rows;
     `packed=False` gives every document its own row. `eod_id` (unpacked only) marks segment
-    starts inside pre-tokenized records.
+    starts inside pre-tokenized records. A window's rows are shifted into the six batch fields
+    at once (`shift_target`, `first_input_id`), so batches of consecutive rows are slices.
     """
 
     def __init__(
@@ -127,12 +134,16 @@ class RowsIterDataset(grain.IterDataset):
         row_length: int,
         window_rows: int,
         packed: bool,
+        shift_target: Literal["inputs", "targets", "none"] = "inputs",
+        first_input_id: int = 0,
         eod_id: int | None = None,
     ):
         super().__init__(parent)
         self.row_length = row_length
         self.window_rows = window_rows
         self.packed = packed
+        self.shift_target = shift_target
+        self.first_input_id = first_input_id
         self.eod_id = eod_id
 
     def __iter__(self) -> _RowsIterator:
@@ -154,7 +165,7 @@ class _RowsIterator(grain.DatasetIterator):
         self._block_state = block_state  # parent state before `self._block` was read
         self._next_document = skip_documents
         self._window_state = (block_state, skip_documents)
-        self._rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._fields: np.ndarray | None = None
         self._next_row = skip_rows
         self._pending_counts: Counter = Counter()
 
@@ -210,7 +221,13 @@ class _RowsIterator(grain.DatasetIterator):
         targets, segments, positions = materialize_rows(documents, placement, spec.row_length)
         if spec.eod_id is not None and not spec.packed:
             segments, positions = segments_from_eod(targets, segments, spec.eod_id)
-        self._rows = (targets, segments, positions)
+        self._fields = shift_rows(
+            targets,
+            segments,
+            positions,
+            shift_target=spec.shift_target,
+            first_input_id=spec.first_input_id,
+        )
         counts = self._pending_counts
         counts["rows"] += placement.num_rows
         counts["tokens"] += int(documents.lengths.sum())
@@ -221,24 +238,23 @@ class _RowsIterator(grain.DatasetIterator):
         return True
 
     def __next__(self) -> Row:
-        while self._rows is None or self._next_row >= len(self._rows[0]):
-            skip_rows = self._next_row if self._rows is None else 0
+        while self._fields is None or self._next_row >= self._fields.shape[1]:
+            skip_rows = self._next_row if self._fields is None else 0
             if not self._build_window():
                 raise StopIteration
             self._next_row = skip_rows
             if skip_rows:  # restored mid-window: what was counted before the save stays counted
                 self._pending_counts = Counter()
-        targets, segments, positions = self._rows
-        i = self._next_row
+        index = self._next_row
         self._next_row += 1
         counts = None
         if self._pending_counts:
             counts, self._pending_counts = self._pending_counts, Counter()
-        return Row(targets[i], segments[i], positions[i], counts)
+        return Row(self._fields, index, counts)
 
     def get_state(self) -> dict[str, Any]:
         block_state, skip_documents = self._window_state
-        if self._rows is not None and self._next_row >= len(self._rows[0]):
+        if self._fields is not None and self._next_row >= self._fields.shape[1]:
             # Window used up: the next one starts where this one stopped reading.
             block_state, skip_documents, rows = self._block_state, self._next_document, 0
         else:

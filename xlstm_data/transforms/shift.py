@@ -31,24 +31,19 @@ BATCH_FIELDS = (
 
 
 def shift_rows(
-    tokens: list[np.ndarray],
-    segment_ids: list[np.ndarray],
-    positions: list[np.ndarray],
+    tokens: np.ndarray,
+    segment_ids: np.ndarray,
+    positions: np.ndarray,
     *,
-    rows: int,
     shift_target: Literal["inputs", "targets", "none"],
     first_input_id: int,
 ) -> np.ndarray:
-    """The six `LLMBatch` fields of up to `rows` rows, as one int32 array [6, rows, length].
-
-    Fields are stacked in `BATCH_FIELDS` order so that a batch is one array (one transfer to
-    the devices, one shared-memory block between processes); rows past the given ones are
-    fully masked (all zeros). Each row is copied straight into place.
-    """
-    count, width = len(tokens), len(tokens[0])
+    """The six `LLMBatch` fields of rows [rows, row length], as one int32 array
+    [6, rows, length] in `BATCH_FIELDS` order: one block to transfer to the devices or to pass
+    between processes. Fully masked rows (segment ids all 0) come out all zero."""
+    count, width = tokens.shape
     length = width - (shift_target == "targets")
-    out = np.empty((len(BATCH_FIELDS), rows, length), dtype=np.int32)
-    out[:, count:] = 0
+    out = np.empty((len(BATCH_FIELDS), count, length), dtype=np.int32)
     (
         inputs,
         targets,
@@ -58,26 +53,20 @@ def shift_rows(
         targets_segmentation,
     ) = out
     if shift_target == "targets":
-        rows_tokens = np.stack(tokens)
-        rows_segments = np.stack(segment_ids)
-        inputs[:count], targets[:count] = rows_tokens[:, :-1], rows_tokens[:, 1:]
-        np.stack([p[:-1] for p in positions], out=inputs_position[:count])
-        inputs_segmentation[:count] = rows_segments[:, :-1]
+        inputs[:], targets[:] = tokens[:, :-1], tokens[:, 1:]
+        inputs_position[:], inputs_segmentation[:] = positions[:, :-1], segment_ids[:, :-1]
         # A target in another document than its input is masked: predicting a new document
         # from the previous one's end would leak across them.
-        same = (rows_segments[:, 1:] == rows_segments[:, :-1]) & (rows_segments[:, :-1] > 0)
-        np.multiply(inputs_position[:count], same, out=targets_position[:count])
-        np.multiply(inputs_segmentation[:count], same, out=targets_segmentation[:count])
+        same = (segment_ids[:, 1:] == segment_ids[:, :-1]) & (segment_ids[:, :-1] > 0)
+        np.multiply(inputs_position, same, out=targets_position)
+        np.multiply(inputs_segmentation, same, out=targets_segmentation)
         return out
-    np.stack(tokens, out=targets[:count])
-    np.stack(segment_ids, out=targets_segmentation[:count])
-    np.stack(positions, out=targets_position[:count])
+    targets[:], targets_segmentation[:], targets_position[:] = tokens, segment_ids, positions
     if shift_target == "inputs":
         # Rows start with a document unless they are empty (fully masked, all zero).
-        inputs[:count, 0] = (targets_segmentation[:count, 0] > 0) * first_input_id
-        inputs[:count, 1:] = targets[:count, :-1]
+        inputs[:, 0] = (segment_ids[:, 0] > 0) * first_input_id
+        inputs[:, 1:] = tokens[:, :-1]
     else:
-        inputs[:count] = targets[:count]
-    inputs_position[:count] = targets_position[:count]
-    inputs_segmentation[:count] = targets_segmentation[:count]
+        inputs[:] = tokens
+    inputs_position[:], inputs_segmentation[:] = positions, segment_ids
     return out
