@@ -25,7 +25,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import measure, peak_rss_mb, report, run_variants, variant_args, variant_parser
+from harness import (
+    count_grain_batch,
+    count_llm_batch,
+    grain_firstfit_batches,
+    measure,
+    peak_rss_mb,
+    report,
+    run_variants,
+    variant_args,
+    variant_parser,
+)
 
 BATCH_TEXTS = 256
 
@@ -110,12 +120,10 @@ def read(config, args) -> dict:
     started = time.perf_counter()
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
-    def count(batch) -> tuple[int, int]:
-        segmentation = np.asarray(batch.targets_segmentation)
-        return int((segmentation > 0).sum()), segmentation.size
-
     with iterator:
-        return measure(iterator, count, warmup=5, steps=args.steps, started=started).figures()
+        return measure(
+            iterator, count_llm_batch, warmup=5, steps=args.steps, started=started
+        ).figures()
 
 
 def run_read_cache(args, paths) -> dict:
@@ -164,15 +172,10 @@ def run_grain_cache_firstfit(args, paths) -> dict:
         .map(parse)
         .to_iter_dataset()
     )
-    dataset = grain.experimental.FirstFitPackIterDataset(
-        dataset, length_struct={"targets": 2048}, num_packing_bins=16, shuffle_bins=False
-    )
-
-    def count(batch) -> tuple[int, int]:
-        return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
+    batches = grain_firstfit_batches(dataset, length=2048, batch=16)
 
     steps = max(10, args.steps // 4)
-    return measure(iter(dataset.batch(16)), count, warmup=2, steps=steps, started=started).figures()
+    return measure(batches, count_grain_batch, warmup=2, steps=steps, started=started).figures()
 
 
 def run_grain_memmap_windows(args, paths) -> dict:

@@ -70,6 +70,27 @@ def measure(
     return Measurement(tokens, steps, slots, first_batch_s, steady_s, peak_rss_mb())
 
 
+def count_llm_batch(batch) -> tuple[int, int]:
+    """(real tokens, row slots) of an `LLMBatch`."""
+    segmentation = np.asarray(batch.targets_segmentation)
+    return int((segmentation > 0).sum()), segmentation.size
+
+
+def count_grain_batch(batch) -> tuple[int, int]:
+    """(real tokens, row slots) of a batch from Grain's packers."""
+    return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
+
+
+def grain_firstfit_batches(dataset, *, length: int, batch: int) -> Iterator:
+    """The baseline's end: Grain's FirstFitPackIterDataset with one batch of bins, batched."""
+    import grain
+
+    packed = grain.experimental.FirstFitPackIterDataset(
+        dataset, length_struct={"targets": length}, num_packing_bins=batch, shuffle_bins=False
+    )
+    return iter(packed.batch(batch))
+
+
 def lognormal_lengths(
     count: int, *, median: int, sigma: float, seed: int, max_length: int = 50_000
 ) -> np.ndarray:

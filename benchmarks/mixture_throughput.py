@@ -17,6 +17,9 @@ import time
 
 import numpy as np
 from harness import (
+    count_grain_batch,
+    count_llm_batch,
+    grain_firstfit_batches,
     lognormal_lengths,
     measure,
     report,
@@ -66,12 +69,8 @@ def run_xlstm_data(args, sources):
         configs, jax.make_mesh((1,), ("data",)), [0], dataset_weights=list(WEIGHTS)
     )
 
-    def count(batch) -> tuple[int, int]:
-        segmentation = np.asarray(batch.targets_segmentation)
-        return int((segmentation > 0).sum()), segmentation.size
-
     with iterator:
-        return measure(iterator, count, warmup=5, steps=args.steps, started=started)
+        return measure(iterator, count_llm_batch, warmup=5, steps=args.steps, started=started)
 
 
 def run_grain_firstfit(args, sources):
@@ -96,15 +95,11 @@ def run_grain_firstfit(args, sources):
         for i, folder in enumerate(sources)
     ]
     mixed = grain.IterDataset.mix(streams, list(WEIGHTS))
-    packed = grain.experimental.FirstFitPackIterDataset(
-        mixed, length_struct={"targets": length}, num_packing_bins=args.batch, shuffle_bins=False
+    batches = grain_firstfit_batches(mixed, length=length, batch=args.batch)
+
+    return measure(
+        batches, count_grain_batch, warmup=2, steps=max(10, args.steps // 4), started=started
     )
-    batches = iter(packed.batch(args.batch))
-
-    def count(batch) -> tuple[int, int]:
-        return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
-
-    return measure(batches, count, warmup=2, steps=max(10, args.steps // 4), started=started)
 
 
 VARIANTS = {"xlstm_data": run_xlstm_data, "grain_firstfit": run_grain_firstfit}

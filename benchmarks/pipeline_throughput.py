@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from harness import (
+    count_grain_batch,
+    count_llm_batch,
+    grain_firstfit_batches,
     lognormal_lengths,
     measure,
     report,
@@ -63,12 +66,8 @@ def run_xlstm_data(args, folder: Path, shuffle: bool):
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
-    def count(batch) -> tuple[int, int]:
-        segmentation = np.asarray(batch.targets_segmentation)
-        return int((segmentation > 0).sum()), segmentation.size
-
     with iterator:
-        return measure(iterator, count, warmup=5, steps=args.steps, started=started)
+        return measure(iterator, count_llm_batch, warmup=5, steps=args.steps, started=started)
 
 
 def run_grain_firstfit(args, folder: Path, shuffle: bool):
@@ -84,15 +83,11 @@ def run_grain_firstfit(args, folder: Path, shuffle: bool):
     if shuffle:
         dataset = dataset.shuffle(seed=0)
     dataset = dataset.repeat().map(parse).to_iter_dataset()
-    dataset = grain.experimental.FirstFitPackIterDataset(
-        dataset, length_struct={"targets": length}, num_packing_bins=args.batch, shuffle_bins=False
+    batches = grain_firstfit_batches(dataset, length=length, batch=args.batch)
+
+    return measure(
+        batches, count_grain_batch, warmup=2, steps=max(10, args.steps // 4), started=started
     )
-    batches = iter(dataset.batch(args.batch))
-
-    def count(batch) -> tuple[int, int]:
-        return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
-
-    return measure(batches, count, warmup=2, steps=max(10, args.steps // 4), started=started)
 
 
 def run_raw_read_concat(args, folder: Path, shuffle: bool):

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 from harness import (
+    count_llm_batch,
     lognormal_lengths,
     measure,
     peak_rss_mb,
@@ -96,12 +97,10 @@ def run_read(args, plan: str):
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
-    def count(batch) -> tuple[int, int]:
-        segmentation = np.asarray(batch.targets_segmentation)
-        return int((segmentation > 0).sum()), segmentation.size
-
     with iterator:
-        return measure(iterator, count, warmup=5, steps=args.steps, started=started).figures()
+        return measure(
+            iterator, count_llm_batch, warmup=5, steps=args.steps, started=started
+        ).figures()
 
 
 def main() -> None:

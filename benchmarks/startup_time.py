@@ -16,6 +16,9 @@ import time
 
 import numpy as np
 from harness import (
+    count_grain_batch,
+    count_llm_batch,
+    grain_firstfit_batches,
     lognormal_lengths,
     measure,
     report,
@@ -31,10 +34,6 @@ def data_folder(args):
     lengths = lognormal_lengths(args.shards * 20, median=300, sigma=1.0, seed=0)
     write_token_shards(folder, lengths, num_shards=args.shards, vocab=32_000, seed=0)
     return folder
-
-
-def count(segmentation) -> tuple[int, int]:
-    return int((segmentation > 0).sum()), segmentation.size
 
 
 def run_xlstm_data(args, folder):
@@ -55,9 +54,8 @@ def run_xlstm_data(args, folder):
         worker_count=args.workers,
     )
     iterator = make_grain_iterator(config, mesh, [0])
-    segmentations = (np.asarray(b.targets_segmentation) for b in iterator)
     with iterator:
-        return measure(segmentations, count, warmup=0, steps=5, started=started)
+        return measure(iterator, count_llm_batch, warmup=0, steps=5, started=started)
 
 
 def run_grain_firstfit(args, folder):
@@ -76,11 +74,8 @@ def run_grain_firstfit(args, folder):
         .map(parse)
         .to_iter_dataset()
     )
-    dataset = grain.experimental.FirstFitPackIterDataset(
-        dataset, length_struct={"targets": 2048}, num_packing_bins=16, shuffle_bins=False
-    )
-    segmentations = (b["targets_segment_ids"] for b in dataset.batch(16))
-    return measure(segmentations, count, warmup=0, steps=5, started=started)
+    batches = grain_firstfit_batches(dataset, length=2048, batch=16)
+    return measure(batches, count_grain_batch, warmup=0, steps=5, started=started)
 
 
 VARIANTS = {"xlstm_data": run_xlstm_data, "grain_firstfit": run_grain_firstfit}

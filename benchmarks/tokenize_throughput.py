@@ -20,7 +20,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import measure, report, run_variants, variant_args, variant_parser
+from harness import (
+    count_grain_batch,
+    count_llm_batch,
+    grain_firstfit_batches,
+    measure,
+    report,
+    run_variants,
+    variant_args,
+    variant_parser,
+)
 
 
 def prepare(args) -> tuple[Path, str]:
@@ -66,12 +75,8 @@ def run_xlstm_data(args, folder: Path, tokenizer: str, kind: str):
         config = HFHubDataConfig(hf_path=str(folder / "hf"), **shared)
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
-    def count(batch) -> tuple[int, int]:
-        segmentation = np.asarray(batch.targets_segmentation)
-        return int((segmentation > 0).sum()), segmentation.size
-
     with iterator:
-        return measure(iterator, count, warmup=3, steps=args.steps, started=started)
+        return measure(iterator, count_llm_batch, warmup=3, steps=args.steps, started=started)
 
 
 def run_grain_firstfit(args, folder: Path, tokenizer_path: str):
@@ -95,15 +100,11 @@ def run_grain_firstfit(args, folder: Path, tokenizer_path: str):
         .map(tokenize)
         .to_iter_dataset()
     )
-    dataset = grain.experimental.FirstFitPackIterDataset(
-        dataset, length_struct={"targets": length}, num_packing_bins=args.batch, shuffle_bins=False
+    batches = grain_firstfit_batches(dataset, length=length, batch=args.batch)
+
+    return measure(
+        batches, count_grain_batch, warmup=1, steps=max(5, args.steps // 2), started=started
     )
-    batches = iter(dataset.batch(args.batch))
-
-    def count(batch) -> tuple[int, int]:
-        return int((batch["targets_segment_ids"] > 0).sum()), batch["targets"].size
-
-    return measure(batches, count, warmup=1, steps=max(5, args.steps // 2), started=started)
 
 
 def run_raw_tokenizer(args, folder: Path, tokenizer_path: str):

@@ -27,7 +27,12 @@ from xlstm_data.transforms.batch import RowGroupsIterDataset
 from xlstm_data.transforms.chunk import Chunk
 from xlstm_data.transforms.pack import RowsIterDataset
 from xlstm_data.transforms.parse import ParseText, ParseTokens, ReadRecords
-from xlstm_data.transforms.tokenize import Tokenize, special_token_ids
+from xlstm_data.transforms.tokenize import (
+    Tokenize,
+    document_special_tokens,
+    eod_id,
+    first_input_id,
+)
 from xlstm_data.workers import in_worker_processes
 
 LOGGER = logging.getLogger(__name__)
@@ -52,20 +57,6 @@ def resolve_tokenizer(config: DataConfig) -> Tokenizer | None:
     if config.tokenizer_path is None:
         return None
     return load_tokenizer(config.tokenizer_path, config.hf_access_token, config.hf_cache_dir)
-
-
-def eod_id(config: DataConfig, tokenizer: Tokenizer | None) -> int | None:
-    """The configured end-of-document id, else the tokenizer's EOS id."""
-    if config.eod_token_id is not None:
-        if tokenizer is not None and tokenizer.eos_id not in (None, config.eod_token_id):
-            LOGGER.warning(
-                "eod_token_id=%d differs from the tokenizer's EOS id %d; using %d.",
-                config.eod_token_id,
-                tokenizer.eos_id,
-                config.eod_token_id,
-            )
-        return config.eod_token_id
-    return tokenizer.eos_id if tokenizer is not None else None
 
 
 def read_options(config: DataConfig) -> grain.ReadOptions:
@@ -110,13 +101,7 @@ def document_rows(
     )
     padded = PaddedDataset(source, max(num_records, per_epoch), config.data_column)
     eod = eod_id(config, tokenizer)
-    bos_id, end_ids = special_token_ids(
-        tokenizer=tokenizer,
-        add_bos=config.add_bos,
-        add_eos=config.add_eos,
-        add_eod=config.add_eod,
-        eod_token_id=eod,
-    )
+    bos_id, end_ids = document_special_tokens(config, tokenizer)
     describe = getattr(source, "describe", None)
     parse_args = {
         "column": config.data_column,
@@ -159,16 +144,6 @@ def document_rows(
         eod_id=eod if not config.tokenize_data else None,
     )
     return rows, per_epoch
-
-
-def first_input_id(config: DataConfig, tokenizer: Tokenizer | None) -> int:
-    """The token that opens every shifted input row: EOD, else BOS, else 0."""
-    eod = eod_id(config, tokenizer)
-    if eod is not None:
-        return eod
-    if tokenizer is not None and tokenizer.bos_id is not None:
-        return tokenizer.bos_id
-    return 0
 
 
 def batches(

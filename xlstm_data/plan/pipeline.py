@@ -20,7 +20,7 @@ from xlstm_data.plan.store import plan_for
 from xlstm_data.rampup import BatchSchedule
 from xlstm_data.setup_fingerprint import STATE_FORMAT_VERSION, source_fingerprint
 from xlstm_data.tokenizer import Tokenizer
-from xlstm_data.transforms.tokenize import special_token_ids
+from xlstm_data.transforms.tokenize import document_special_tokens
 from xlstm_data.workers import in_worker_processes
 
 # Fields that must agree across the configs of a planned mixture (they shape the plan).
@@ -113,18 +113,7 @@ def make_planned_iterator(
     sources = [c.open_source() for c in configs]
     prefixes, suffixes, lengths, settings = [], [], [], {}
     for i, (config, source, tokenizer) in enumerate(zip(configs, sources, tokenizers, strict=True)):
-        eod = (
-            config.eod_token_id
-            if config.eod_token_id is not None
-            else (tokenizer.eos_id if tokenizer else None)
-        )
-        bos_id, end_ids = special_token_ids(
-            tokenizer=tokenizer,
-            add_bos=config.add_bos,
-            add_eos=config.add_eos,
-            add_eod=config.add_eod,
-            eod_token_id=eod,
-        )
+        bos_id, end_ids = document_special_tokens(config, tokenizer)
         prefix = () if bos_id is None else (bos_id,)
         raw = _document_lengths(source, config)
         lengths.append(np.where(raw > 0, raw + len(prefix) + len(end_ids), 0))

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from xlstm_data.documents import Documents
 from xlstm_data.tokenizer import Tokenizer
 from xlstm_data.transforms.parse import TextBlock, count_empty_documents
+
+if TYPE_CHECKING:
+    from xlstm_data.config import DataConfig
+
+LOGGER = logging.getLogger(__name__)
 
 
 class Tokenize:
@@ -56,3 +64,40 @@ def special_token_ids(
         if eod_token_id not in end_ids:
             end_ids.append(eod_token_id)
     return bos_id, tuple(end_ids)
+
+
+def eod_id(config: DataConfig, tokenizer: Tokenizer | None) -> int | None:
+    """The configured end-of-document id, else the tokenizer's EOS id."""
+    if config.eod_token_id is not None:
+        if tokenizer is not None and tokenizer.eos_id not in (None, config.eod_token_id):
+            LOGGER.warning(
+                "eod_token_id=%d differs from the tokenizer's EOS id %d; using %d.",
+                config.eod_token_id,
+                tokenizer.eos_id,
+                config.eod_token_id,
+            )
+        return config.eod_token_id
+    return tokenizer.eos_id if tokenizer is not None else None
+
+
+def document_special_tokens(
+    config: DataConfig, tokenizer: Tokenizer | None
+) -> tuple[int | None, tuple[int, ...]]:
+    """(BOS id or None, ids appended to every document) that `config` asks for."""
+    return special_token_ids(
+        tokenizer=tokenizer,
+        add_bos=config.add_bos,
+        add_eos=config.add_eos,
+        add_eod=config.add_eod,
+        eod_token_id=eod_id(config, tokenizer),
+    )
+
+
+def first_input_id(config: DataConfig, tokenizer: Tokenizer | None) -> int:
+    """The token that opens every shifted input row: EOD, else BOS, else 0."""
+    eod = eod_id(config, tokenizer)
+    if eod is not None:
+        return eod
+    if tokenizer is not None and tokenizer.bos_id is not None:
+        return tokenizer.bos_id
+    return 0
