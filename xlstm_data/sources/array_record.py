@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader
 
+from xlstm_data.sources.record_files import RecordFiles
+
 LOGGER = logging.getLogger(__name__)
 
 _SHARD_INDEX = re.compile(r"(\d+)(?!.*\d)")
@@ -31,12 +33,12 @@ class ArrayRecordSource:
     def __init__(self, files: list[str], records_per_file: list[int]):
         self.files = list(files)
         self.records_per_file = list(records_per_file)
-        self._ends = np.cumsum(self.records_per_file)
+        self._records = RecordFiles(self.records_per_file)
         self._readers: list[ArrayRecordReader | None] = [None] * len(self.files)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return int(self._ends[-1])
+        return len(self._records)
 
     def _reader(self, file_index: int) -> ArrayRecordReader:
         reader = self._readers[file_index]
@@ -48,30 +50,20 @@ class ArrayRecordSource:
                     self._readers[file_index] = reader
         return reader
 
-    def _split(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if keys.size and (keys.min() < 0 or keys.max() >= len(self)):
-            raise IndexError(f"record keys must lie in [0, {len(self)}).")
-        file_index = np.searchsorted(self._ends, keys, side="right")
-        return file_index, keys - np.r_[0, self._ends][file_index]
-
     def __getitem__(self, record_key: int) -> bytes:
         return self.__getitems__([record_key])[0]
 
     def __getitems__(self, record_keys) -> list[bytes]:
-        keys = np.asarray(record_keys, dtype=np.int64)
-        file_index, positions = self._split(keys)
-        order = np.lexsort((positions, file_index))
-        records: list[bytes] = [b""] * len(keys)
-        boundaries = np.flatnonzero(np.diff(file_index[order])) + 1
-        for group in np.split(order, boundaries) if len(order) else []:
-            read = self._reader(int(file_index[group[0]])).read(positions[group].tolist())
-            for slot, record in zip(group.tolist(), read, strict=True):
+        records: list[bytes] = [b""] * len(record_keys)
+        for file_index, slots, positions in self._records.by_file(record_keys):
+            read = self._reader(file_index).read(positions.tolist())
+            for slot, record in zip(slots.tolist(), read, strict=True):
                 records[slot] = record
         return records
 
     def locate(self, record_key: int) -> tuple[str, int]:
         """(file, position in that file) of a global record key."""
-        file_index, positions = self._split(np.array([record_key]))
+        file_index, positions = self._records.locate(np.array([record_key]))
         return self.files[int(file_index[0])], int(positions[0])
 
     def describe(self, record_key: int) -> str:

@@ -25,6 +25,7 @@ import grain
 import numpy as np
 
 from xlstm_data.sources.array_record import shard_sort_key
+from xlstm_data.sources.record_files import RecordFiles
 
 LOGGER = logging.getLogger(__name__)
 
@@ -134,29 +135,21 @@ class _TokenFilesSource(grain.sources.RandomAccessDataSource):
 
     def _locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(file index, record index within that file) of each global record key."""
-        if keys.size and (keys.min() < 0 or keys.max() >= len(self)):
-            raise IndexError(f"record keys must lie in [0, {len(self)}).")
-        file_of = np.searchsorted(self._ends, keys, side="right")
-        return file_of, keys - (self._ends[file_of] - self._counts[file_of])
+        return self._record_files.locate(keys)
 
     def _records(self, keys: list[int], read_file) -> list[np.ndarray]:
         """Records at `keys`, read file by file with `read_file(file index, local indices)`."""
-        keys_array = np.asarray(keys, dtype=np.int64)
-        file_of, local = self._locate(keys_array)
         records: list = [None] * len(keys)
-        for file_index in np.unique(file_of).tolist():
-            chosen = np.flatnonzero(file_of == file_index)
-            read = read_file(file_index, local[chosen])
-            for i, record in zip(chosen.tolist(), read, strict=True):
-                records[i] = record
+        for file_index, slots, local in self._record_files.by_file(keys):
+            for slot, record in zip(slots.tolist(), read_file(file_index, local), strict=True):
+                records[slot] = record
         return records
 
     def _set_counts(self, counts: list[int]) -> None:
-        self._counts = np.asarray(counts, dtype=np.int64)
-        self._ends = np.cumsum(self._counts)
+        self._record_files = RecordFiles(counts)
 
     def __len__(self) -> int:
-        return int(self._ends[-1])
+        return len(self._record_files)
 
     def __getitem__(self, key: int) -> np.ndarray:
         return self.__getitems__([key])[0]
