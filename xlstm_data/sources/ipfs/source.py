@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from xlstm_data.sources.ipfs.table import FileEntry
+from xlstm_data.sources.record_files import RecordFiles
 
 # Files kept open (memory-mapped) per process; opening one re-checks its cache entry.
 OPEN_FILES = 64
@@ -66,7 +67,7 @@ class IpfsSource:
         if unit == "line" and any(entry.lines is None for entry in self.entries):
             raise ValueError("Every file needs its line count for unit='line'.")
         counts = [(e.lines if unit == "line" else int(e.size > 0)) for e in self.entries]
-        self._ends = np.cumsum(np.asarray(counts, np.int64))
+        self._record_files = RecordFiles(counts)
         self._process: (
             tuple[
                 int, concurrent.futures.ThreadPoolExecutor, threading.Lock, collections.OrderedDict
@@ -80,7 +81,7 @@ class IpfsSource:
         return [f"{entry.dataset}/{entry.path}" for entry in self.entries]
 
     def __len__(self) -> int:
-        return int(self._ends[-1]) if len(self._ends) else 0
+        return len(self._record_files)
 
     def __getitem__(self, key: int) -> bytes:
         return self.__getitems__([key])[0]
@@ -97,13 +98,7 @@ class IpfsSource:
 
     def locate(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(file index, document index in that file) of each record key."""
-        keys = np.asarray(keys, np.int64).reshape(-1)
-        if keys.size and (keys.min() < 0 or keys.max() >= len(self)):
-            bad = keys[(keys < 0) | (keys >= len(self))][0]
-            raise IndexError(f"Record key {bad} is outside {self.name} ({len(self)} records).")
-        files = np.searchsorted(self._ends, keys, side="right")
-        starts = np.concatenate([[0], self._ends])[files]
-        return files, keys - starts
+        return self._record_files.locate(np.asarray(keys, np.int64).reshape(-1))
 
     def describe(self, key: int) -> str:
         files, documents = self.locate([key])
