@@ -254,11 +254,11 @@ def compare(args) -> None:
         ours="prepare",
         baseline="encode",
         extra=extra,
-    )
-    print(
-        f"reading: cache / Grain FirstFit on the cache {extra['ratio_read_cache_to_grain']}x, "
-        f"memmap / Grain memmap windows {extra['ratio_read_memmap_to_grain']}x, "
-        f"cache / memmap {extra['ratio_read_cache_to_memmap']}x"
+        notes=[
+            f"reading: cache / Grain FirstFit on the cache {extra['ratio_read_cache_to_grain']}x, "
+            f"memmap / Grain memmap windows {extra['ratio_read_memmap_to_grain']}x, "
+            f"cache / memmap {extra['ratio_read_cache_to_memmap']}x"
+        ],
     )
 
 

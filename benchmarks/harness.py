@@ -13,7 +13,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,9 +138,16 @@ def run_variants(
 
 
 def report(
-    title: str, results: dict[str, dict], *, ours: str, baseline: str, extra: dict | None = None
+    title: str,
+    results: dict[str, dict],
+    *,
+    ours: str,
+    baseline: str,
+    extra: dict | None = None,
+    notes: Sequence[str] = (),
 ) -> None:
-    """Prints the table (one row per variant, ratio ours/baseline) and one JSON line."""
+    """Prints the table (one row per variant, ratio ours/baseline), `notes`, and one JSON line
+    (always the last line)."""
     keys = [
         "tokens_per_s",
         "batches_per_s",
@@ -154,6 +161,8 @@ def report(
         print(f"{name:<28}" + "".join(f"{figures.get(k, float('nan')):>24,}" for k in keys))
     ratio = results[ours]["tokens_per_s"] / results[baseline]["tokens_per_s"]
     print(f"tokens/s ratio {ours}/{baseline}: {ratio:.2f}x")
+    for note in notes:
+        print(note)
     line = {"benchmark": title, "results": results, "ratio_tokens_per_s": round(ratio, 3)}
     print(json.dumps(line | (extra or {})))
 

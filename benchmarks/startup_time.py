@@ -98,10 +98,10 @@ def main() -> None:
         results,
         ours="xlstm_data",
         baseline="grain_firstfit",
-    )
-    print(
-        f"time to first batch: xlstm_data {results['xlstm_data']['time_to_first_batch_s']:.2f}"
-        f" s, grain_firstfit {results['grain_firstfit']['time_to_first_batch_s']:.2f} s"
+        notes=[
+            f"time to first batch: xlstm_data {results['xlstm_data']['time_to_first_batch_s']:.2f}"
+            f" s, grain_firstfit {results['grain_firstfit']['time_to_first_batch_s']:.2f} s"
+        ],
     )
 
 

@@ -112,6 +112,7 @@ def train_sentencepiece(
         eos_id=2,
         unk_id=3,
         character_coverage=1.0,
+        hard_vocab_limit=False,
         minloglevel=2,
         num_threads=2,
     )
