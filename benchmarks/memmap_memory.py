@@ -92,13 +92,11 @@ def run(args, variant: str):
         vocab_size=VOCAB,
     )
 
-    from xlstm_data.transforms.shift import BATCH_FIELDS
-
-    segmentation = BATCH_FIELDS.index("targets_segmentation")
+    from xlstm_data.transforms.shift import field
 
     def count(element) -> tuple[int, int]:
-        fields, _ = element
-        return int((fields[segmentation] > 0).sum()), fields[segmentation].size
+        segmentation = field(element[0], "targets_segmentation")
+        return int((segmentation > 0).sum()), segmentation.size
 
     return measure(iter(dataset), count, warmup=5, steps=args.steps, started=started)
 

@@ -17,7 +17,7 @@ from xlstm_data import (
 from xlstm_data.corpus import write_array_record_shards
 from xlstm_data.sources.array_record import load_array_record_dataset
 from xlstm_data.transforms.parse import InvalidRecordError
-from xlstm_data.transforms.shift import BATCH_FIELDS
+from xlstm_data.transforms.shift import field
 
 MESH = jax.make_mesh((8,), ("data",))
 
@@ -68,8 +68,8 @@ def check_batch_invariants(batch, eod):
     assert (batch["inputs_segmentation"] == batch["targets_segmentation"]).all()
     padding = batch["targets_segmentation"] == 0
     assert (targets[padding] == 0).all() and (batch["targets_position"][padding] == 0).all()
-    for field in batch.values():
-        assert field.dtype == np.int32
+    for values in batch.values():
+        assert values.dtype == np.int32
 
 
 @pytest.mark.parametrize("packed", [True, False])
@@ -298,7 +298,7 @@ def test_preprocess_dataset_gives_local_batches(text_data, sp_model):
     )
     assert returned is source
     fields, counts = next(iter(dataset))
-    assert fields.shape == (len(BATCH_FIELDS), 4, 32) and fields.dtype == np.int32
-    inputs, targets = fields[BATCH_FIELDS.index("inputs")], fields[BATCH_FIELDS.index("targets")]
+    assert fields.shape == (4, 4, 32) and fields.dtype == np.int32
+    inputs, targets = field(fields, "inputs"), field(fields, "targets")
     assert (inputs[:, 1:] == targets[:, :-1]).all()
     assert isinstance(counts, Counter) and counts["rows"] >= 4

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from xlstm_data.documents import Documents
 from xlstm_data.transforms.pack import RowsIterDataset
-from xlstm_data.transforms.shift import BATCH_FIELDS
+from xlstm_data.transforms.shift import field
 
 blocks_strategy = st.lists(
     st.lists(st.lists(st.integers(1, 50), max_size=12), max_size=9), min_size=1, max_size=6
@@ -23,17 +23,12 @@ def rows_dataset(blocks, *, packed: bool, window_rows: int = 3, row_length: int 
     )
 
 
-TARGETS = BATCH_FIELDS.index("targets")
-SEGMENTS = BATCH_FIELDS.index("targets_segmentation")
-POSITIONS = BATCH_FIELDS.index("targets_position")
-
-
 def row_tuples(iterator, count=None):
     """(targets, segment ids, positions) of each row."""
     out = []
     for row in iterator:
-        values = row.values
-        out.append(tuple(values[i].tolist() for i in (TARGETS, SEGMENTS, POSITIONS)))
+        names = ("targets", "targets_segmentation", "targets_position")
+        out.append(tuple(field(row.values, name).tolist() for name in names))
         if count is not None and len(out) == count:
             break
     return out

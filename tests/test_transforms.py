@@ -12,7 +12,7 @@ from xlstm_data.transforms.best_fit import (
 )
 from xlstm_data.transforms.chunk import chunk_documents, truncate_documents
 from xlstm_data.transforms.pack import materialize_rows, one_per_row, segments_from_eod
-from xlstm_data.transforms.shift import BATCH_FIELDS, shift_rows
+from xlstm_data.transforms.shift import BATCH_FIELDS, field, shift_rows
 from xlstm_data.transforms.tokenize import special_token_ids
 
 document_lists = st.lists(st.lists(st.integers(1, 500), max_size=60), max_size=40)
@@ -154,7 +154,7 @@ def shift(tokens, segments, positions, shift_target):
         shift_target=shift_target,
         first_input_id=9,
     )
-    return {name: fields[i].tolist() for i, name in enumerate(BATCH_FIELDS)}
+    return {name: field(fields, name).tolist() for name in BATCH_FIELDS}
 
 
 def test_shift_matches_the_documented_example():

@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from xlstm_data.batch import LLMBatch
 from xlstm_data.rampup import BatchSchedule
 from xlstm_data.setup_fingerprint import STATE_FORMAT_VERSION, setup_differences
-from xlstm_data.transforms.shift import BATCH_FIELDS
+from xlstm_data.transforms.shift import layout
 
 LOGGER = logging.getLogger(__name__)
 
@@ -65,17 +65,17 @@ DEVICE_PREFETCH = 2
 
 
 class GlobalArrays:
-    """Local batch (the six fields stacked, [6, rows, length]) → `LLMBatch` of global arrays.
+    """Local batch (the fields stacked, [4 or 6, rows, length]) → `LLMBatch` of global arrays.
 
-    One transfer of the stacked fields, then one compiled split into the six arrays: a third
-    of the cost of six transfers, and a single host-to-device copy on accelerators.
+    One transfer of the stacked fields, then one compiled split into the arrays: a third of the
+    cost of separate transfers, and a single host-to-device copy on accelerators.
     """
 
     def __init__(self, mesh: Mesh, data_axis_names: tuple[str, ...], host_count: int):
         self.host_count = host_count
         self.stacked_sharding = NamedSharding(mesh, PartitionSpec(None, data_axis_names))
         self.split = jax.jit(
-            lambda stacked: tuple(stacked[i] for i in range(len(BATCH_FIELDS))),
+            lambda stacked: tuple(stacked[i] for i in range(stacked.shape[0])),
             out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)),
         )
 
@@ -86,7 +86,8 @@ class GlobalArrays:
         stacked = jax.make_array_from_process_local_data(
             self.stacked_sharding, fields, global_shape
         )
-        return LLMBatch(*self.split(stacked)), counts
+        arrays = self.split(stacked)
+        return LLMBatch(*(arrays[i] for i in layout(fields))), counts
 
 
 class MultiHostDataLoadIterator:
@@ -115,6 +116,7 @@ class MultiHostDataLoadIterator:
         drop_remainder: bool,
         steps_per_epoch: int | None,
         setup: dict[str, Any],
+        stacked_fields: int,
         reset_after_epoch: bool = False,
         first_step: int = 0,
     ):
@@ -131,6 +133,7 @@ class MultiHostDataLoadIterator:
         self.steps_per_epoch = steps_per_epoch
         self.reset_after_epoch = reset_after_epoch
         self.setup = setup
+        self.stacked_fields = stacked_fields
         self.counts: Counter = Counter()
         """What the pipeline has read, packed, padded and dropped on this host so far."""
         self.first_step = first_step
@@ -208,7 +211,7 @@ class MultiHostDataLoadIterator:
             raise StopIteration
         if pad:
             rows = self.schedule.local_rows(self.step)
-            zeros = np.zeros((len(BATCH_FIELDS), rows, self.max_target_length), np.int32)
+            zeros = np.zeros((self.stacked_fields, rows, self.max_target_length), np.int32)
             item = self._to_global(
                 (zeros, Counter(padding_rows=rows, padding_tokens=zeros[0].size))
             )

@@ -27,6 +27,7 @@ from xlstm_data.transforms.batch import RowGroupsIterDataset
 from xlstm_data.transforms.chunk import Chunk
 from xlstm_data.transforms.pack import RowsIterDataset
 from xlstm_data.transforms.parse import ParseText, ParseTokens, ReadRecords
+from xlstm_data.transforms.shift import stacked_fields
 from xlstm_data.transforms.tokenize import (
     Tokenize,
     document_special_tokens,
@@ -389,6 +390,7 @@ def make_grain_iterator(
         drop_remainder=first.drop_remainder,
         steps_per_epoch=steps_per_epoch,
         setup=setup,
+        stacked_fields=stacked_fields(first.shift_target),
         reset_after_epoch=reset_after_epoch,
         first_step=start_from_step,
     )

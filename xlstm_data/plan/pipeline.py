@@ -20,6 +20,7 @@ from xlstm_data.plan.store import plan_for
 from xlstm_data.rampup import BatchSchedule
 from xlstm_data.setup_fingerprint import STATE_FORMAT_VERSION, source_fingerprint
 from xlstm_data.tokenizer import Tokenizer
+from xlstm_data.transforms.shift import stacked_fields
 from xlstm_data.transforms.tokenize import document_special_tokens
 from xlstm_data.workers import in_worker_processes
 
@@ -191,5 +192,6 @@ def make_planned_iterator(
         drop_remainder=first.drop_remainder,
         steps_per_epoch=steps_per_epoch if schedule.is_constant else None,
         setup={},
+        stacked_fields=stacked_fields(first.shift_target),
         reset_after_epoch=reset_after_epoch,
     )

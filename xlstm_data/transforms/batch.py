@@ -17,7 +17,7 @@ LOGGER = logging.getLogger(__name__)
 
 class RowGroupsIterDataset(grain.IterDataset):
     """Grain IterDataset: `Row`s → `(fields, counts)` with `group_rows` rows per group; `fields`
-    is the int32 array [6, group_rows, length] of the rows' batch fields (`shift_rows`).
+    is the stacked int32 array [4 or 6, group_rows, length] of the rows' fields (`shift_rows`).
 
     Consecutive rows of one packing window are one slice; others are stacked. At the end of a
     finite stream the last partial group is padded with fully masked (all zero) rows
@@ -80,7 +80,7 @@ class _RowGroupsIterator(grain.DatasetIterator):
 
 
 def _join(rows: list[Row]) -> np.ndarray:
-    """The rows' fields as one contiguous [6, rows, length] array: a slice of their window when
+    """The rows' fields as one contiguous [4 or 6, rows, length] array: a slice of their window when
     they are consecutive rows of it, else stacked."""
     first = rows[0]
     consecutive = all(

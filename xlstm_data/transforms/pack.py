@@ -26,7 +26,7 @@ from xlstm_data.transforms.shift import shift_rows
 
 @dataclasses.dataclass
 class Row:
-    """Row `index` of a window's fields ([6, rows, length], `shift_rows`), and what the
+    """Row `index` of a window's stacked fields ([4 or 6, rows, length], `shift_rows`), and what the
     pipeline counted up to it (documents, tokens, padding …), if anything."""
 
     fields: np.ndarray
@@ -35,7 +35,7 @@ class Row:
 
     @property
     def values(self) -> np.ndarray:
-        """The row's six fields, [6, length]."""
+        """The row's stacked fields, [4 or 6, length]."""
         return self.fields[:, self.index]
 
 

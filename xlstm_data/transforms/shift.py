@@ -30,6 +30,27 @@ BATCH_FIELDS = (
 )
 
 
+# Which row of a stacked batch holds each of BATCH_FIELDS. Unless the targets shift left,
+# inputs and targets share positions and segmentation, so a batch stacks only four arrays.
+SHARED_LAYOUT = (0, 1, 2, 3, 2, 3)
+FULL_LAYOUT = (0, 1, 2, 3, 4, 5)
+
+
+def stacked_fields(shift_target: Literal["inputs", "targets", "none"]) -> int:
+    """Arrays in a stacked batch: 6 when the targets shift left, else 4."""
+    return len(FULL_LAYOUT) if shift_target == "targets" else len(set(SHARED_LAYOUT))
+
+
+def layout(fields: np.ndarray) -> tuple[int, ...]:
+    """Row of `fields` (a stacked batch) that holds each of BATCH_FIELDS."""
+    return FULL_LAYOUT if len(fields) == len(FULL_LAYOUT) else SHARED_LAYOUT
+
+
+def field(fields: np.ndarray, name: str) -> np.ndarray:
+    """The named `LLMBatch` field of a stacked batch [4 or 6, rows, length]."""
+    return fields[layout(fields)[BATCH_FIELDS.index(name)]]
+
+
 def shift_rows(
     tokens: np.ndarray,
     segment_ids: np.ndarray,
@@ -38,21 +59,20 @@ def shift_rows(
     shift_target: Literal["inputs", "targets", "none"],
     first_input_id: int,
 ) -> np.ndarray:
-    """The six `LLMBatch` fields of rows [rows, row length], as one int32 array
-    [6, rows, length] in `BATCH_FIELDS` order: one block to transfer to the devices or to pass
+    """The `LLMBatch` fields of rows [rows, row length] as one stacked int32 array
+    [4 or 6, rows, length] (see `layout`): one block to transfer to the devices or to pass
     between processes. Fully masked rows (segment ids all 0) come out all zero."""
     count, width = tokens.shape
-    length = width - (shift_target == "targets")
-    out = np.empty((len(BATCH_FIELDS), count, length), dtype=np.int32)
-    (
-        inputs,
-        targets,
-        inputs_position,
-        inputs_segmentation,
-        targets_position,
-        targets_segmentation,
-    ) = out
     if shift_target == "targets":
+        out = np.empty((len(FULL_LAYOUT), count, width - 1), dtype=np.int32)
+        (
+            inputs,
+            targets,
+            inputs_position,
+            inputs_segmentation,
+            targets_position,
+            targets_segmentation,
+        ) = out
         inputs[:], targets[:] = tokens[:, :-1], tokens[:, 1:]
         inputs_position[:], inputs_segmentation[:] = positions[:, :-1], segment_ids[:, :-1]
         # A target in another document than its input is masked: predicting a new document
@@ -61,12 +81,13 @@ def shift_rows(
         np.multiply(inputs_position, same, out=targets_position)
         np.multiply(inputs_segmentation, same, out=targets_segmentation)
         return out
-    targets[:], targets_segmentation[:], targets_position[:] = tokens, segment_ids, positions
+    out = np.empty((stacked_fields(shift_target), count, width), dtype=np.int32)
+    inputs, targets, out[2], out[3] = out[0], out[1], positions, segment_ids
+    targets[:] = tokens
     if shift_target == "inputs":
         # Rows start with a document unless they are empty (fully masked, all zero).
         inputs[:, 0] = (segment_ids[:, 0] > 0) * first_input_id
         inputs[:, 1:] = tokens[:, :-1]
     else:
         inputs[:] = tokens
-    inputs_position[:], inputs_segmentation[:] = positions, segment_ids
     return out
