@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xlstm_data.permutation import RandomPermutation
+from xlstm_data.permutation import ChunkedPermutation, RandomPermutation
 
 
 @given(st.integers(1, 5000), st.integers(0, 2**32))
@@ -31,3 +31,15 @@ def test_looks_shuffled():
 def test_rejects_positions_outside_the_range():
     with pytest.raises(IndexError):
         RandomPermutation(10, 0)(np.array([10]))
+
+
+@given(
+    st.integers(1, 3000),
+    st.lists(st.integers(0, 10**9), min_size=1, max_size=50),
+    st.integers(1, 64),
+)
+def test_chunked_permutation_gives_the_same_values(size, positions, chunk):
+    positions = np.array(positions) % size
+    assert (
+        ChunkedPermutation(size, 5, chunk)(positions) == RandomPermutation(size, 5)(positions)
+    ).all()

@@ -20,7 +20,7 @@ import sys
 import grain
 import numpy as np
 
-from xlstm_data.permutation import RandomPermutation
+from xlstm_data.permutation import ChunkedPermutation
 
 LOGGER = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class EpochBlocks(grain.MapDataset):
         self.first_epoch_blocks = math.ceil(
             (self.local_records_per_epoch - self.first_offset) / block_size
         )
-        self._permutation: tuple[int, RandomPermutation] | None = None
+        self._permutation: tuple[int, ChunkedPermutation] | None = None
 
     def __len__(self) -> int:
         if self.num_epochs is None:
@@ -117,7 +117,7 @@ class EpochBlocks(grain.MapDataset):
 
     def _permute(self, epoch: int, positions: np.ndarray) -> np.ndarray:
         if self._permutation is None or self._permutation[0] != epoch:
-            self._permutation = (epoch, RandomPermutation(self.num_records, (self.seed, epoch)))
+            self._permutation = (epoch, ChunkedPermutation(self.num_records, (self.seed, epoch)))
         real = positions < self.num_records
         keys = positions.copy()
         keys[real] = self._permutation[1](positions[real])

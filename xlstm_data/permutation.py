@@ -55,3 +55,32 @@ class RandomPermutation:
                 values[outside] = self._feistel(values[outside])
                 outside = values >= np.uint64(self.size)
         return values.astype(np.int64).reshape(positions.shape)
+
+
+class ChunkedPermutation:
+    """A `RandomPermutation` evaluated a chunk of consecutive positions at a time, with the
+    last chunks kept: callers that walk positions in order (epochs, plan rows) pay the
+    vectorised cost once per chunk instead of once per small request."""
+
+    def __init__(self, size: int, seed: int | tuple[int, ...], chunk: int = 1 << 15):
+        self.permutation = RandomPermutation(size, seed)
+        self.chunk = chunk
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _values(self, index: int) -> np.ndarray:
+        if index not in self._cache:
+            if len(self._cache) >= 2:  # the current chunk and the next suffice
+                self._cache.pop(next(iter(self._cache)))
+            start = index * self.chunk
+            stop = min(self.permutation.size, start + self.chunk)
+            self._cache[index] = self.permutation(np.arange(start, stop))
+        return self._cache[index]
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        chunks = positions // self.chunk
+        out = np.empty(positions.shape, dtype=np.int64)
+        for index in np.unique(chunks).tolist():
+            chosen = chunks == index
+            out[chosen] = self._values(index)[positions[chosen] - index * self.chunk]
+        return out

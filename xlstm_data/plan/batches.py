@@ -10,7 +10,6 @@ pure function of (plan, seed, step): the same on any number of hosts, restorable
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections import Counter
@@ -21,16 +20,13 @@ import grain
 import numpy as np
 
 from xlstm_data.documents import Documents, ranges_index
-from xlstm_data.permutation import RandomPermutation
+from xlstm_data.permutation import ChunkedPermutation
 from xlstm_data.plan.build import Plan
 from xlstm_data.plan.store import load_plan
 from xlstm_data.rampup import BatchSchedule
 from xlstm_data.transforms.best_fit import Placement
 from xlstm_data.transforms.pack import materialize_rows
 from xlstm_data.transforms.shift import shift_rows
-
-# Slots whose rows are computed together (see EpochSlots._chunk).
-_CHUNK = 1 << 15
 
 
 class EpochSlots:
@@ -57,6 +53,7 @@ class EpochSlots:
             )
         self.num_epochs = num_epochs
         self.seed = seed
+        self._epoch_permutation: tuple[int, ChunkedPermutation] | None = None
 
     @property
     def total(self) -> int | None:
@@ -64,18 +61,6 @@ class EpochSlots:
 
     def rows(self, slots: np.ndarray) -> np.ndarray:
         """Plan row of each slot, -1 for the empty rows that pad an epoch or follow the last."""
-        chunks = slots // _CHUNK
-        rows = np.empty(len(slots), dtype=np.int64)
-        for chunk in np.unique(chunks).tolist():
-            chosen = chunks == chunk
-            rows[chosen] = self._chunk(chunk)[slots[chosen] - chunk * _CHUNK]
-        return rows
-
-    @functools.lru_cache(maxsize=2)  # noqa: B019 (two chunks per process: the current, the next)
-    def _chunk(self, chunk: int) -> np.ndarray:
-        """Rows of slots [chunk * _CHUNK, (chunk + 1) * _CHUNK), computed in one vectorised call:
-        batches take consecutive slots, so the cost is shared by thousands of them."""
-        slots = np.arange(chunk * _CHUNK, (chunk + 1) * _CHUNK, dtype=np.int64)
         rows = np.full(len(slots), -1, dtype=np.int64)
         epochs, within = np.divmod(slots, self.slots_per_epoch)
         valid = within < self.num_rows
@@ -83,8 +68,13 @@ class EpochSlots:
             valid &= slots < self.total
         for epoch in np.unique(epochs[valid]).tolist():
             chosen = valid & (epochs == epoch)
-            rows[chosen] = RandomPermutation(self.num_rows, (self.seed, epoch))(within[chosen])
+            rows[chosen] = self._permutation(epoch)(within[chosen])
         return rows
+
+    def _permutation(self, epoch: int) -> ChunkedPermutation:
+        if self._epoch_permutation is None or self._epoch_permutation[0] != epoch:
+            self._epoch_permutation = (epoch, ChunkedPermutation(self.num_rows, (self.seed, epoch)))
+        return self._epoch_permutation[1]
 
 
 class PlanBatches(grain.MapDataset):
