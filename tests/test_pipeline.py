@@ -115,17 +115,20 @@ def test_batch_must_divide_over_devices(text_data, sp_model):
         make_grain_iterator(config, MESH, [0])
 
 
-def test_worker_processes_give_the_same_batches(text_data, sp_model):
+def test_workers_and_device_prefetch_give_the_same_batches(text_data, sp_model):
     base = {"grain_packing": True, "shuffle_data": True}
     in_process = make_grain_iterator(text_config(text_data, sp_model, **base), MESH, [0])
-    workers = make_grain_iterator(
-        text_config(text_data, sp_model, worker_count=1, **base), MESH, [0]
-    )
-    with in_process, workers:
+    others = [
+        make_grain_iterator(text_config(text_data, sp_model, **base, **extra), MESH, [0])
+        for extra in ({"worker_count": 1}, {"device_prefetch": 2})
+    ]
+    with in_process, others[0], others[1]:
         for _ in range(5):
-            a, b = as_numpy(next(in_process)), as_numpy(next(workers))
-            for key in a:
-                np.testing.assert_array_equal(a[key], b[key])
+            expected = as_numpy(next(in_process))
+            for other in others:
+                got = as_numpy(next(other))
+                for key in expected:
+                    np.testing.assert_array_equal(expected[key], got[key])
 
 
 def test_pretokenized_records_unpacked_cover_each_record_once(token_data):

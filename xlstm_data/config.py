@@ -72,7 +72,12 @@ class DataConfig:
     worker_count: int = 1
     """Grain worker processes per host; 0 runs the pipeline in threads of the main process."""
     worker_buffer_size: int = 1
-    """Batches each worker (or the prefetch thread) keeps ready."""
+    """Batches each worker process keeps ready."""
+    device_prefetch: int = 0
+    """Batches turned into global arrays ahead of time by a background thread. 0 does it in the
+    calling thread when a batch is asked for, which JAX's asynchronous dispatch already overlaps
+    with the running step (and is fastest when the loop never waits on the devices); raise it
+    for training loops that block on every step."""
     read_block_size: int = 2048
     """Records read, tokenized and packed together: larger blocks mean fewer calls and faster
     random reads (one read call per file and block); lower it for very long documents, since a
@@ -136,6 +141,7 @@ class DataConfig:
         )
         _require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
         _require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
+        _require(self, "device_prefetch", self.device_prefetch >= 0, "must be 0 or more")
         _require(self, "read_block_size", self.read_block_size >= 1, "must be at least 1")
         _require(
             self,

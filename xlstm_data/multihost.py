@@ -60,10 +60,6 @@ def host_rows(sharding: NamedSharding, global_shape: tuple[int, int]) -> tuple[i
     return min(begins), max(ends)
 
 
-# Batches turned into global arrays ahead of time, in a background thread.
-DEVICE_PREFETCH = 2
-
-
 class GlobalArrays:
     """Local batch (the fields stacked, [4 or 6, rows, length]) → `LLMBatch` of global arrays.
 
@@ -117,6 +113,7 @@ class MultiHostDataLoadIterator:
         steps_per_epoch: int | None,
         setup: dict[str, Any],
         stacked_fields: int,
+        device_prefetch: int = 0,
         reset_after_epoch: bool = False,
         first_step: int = 0,
     ):
@@ -134,6 +131,7 @@ class MultiHostDataLoadIterator:
         self.reset_after_epoch = reset_after_epoch
         self.setup = setup
         self.stacked_fields = stacked_fields
+        self.device_prefetch = device_prefetch
         self.counts: Counter = Counter()
         """What the pipeline has read, packed, padded and dropped on this host so far."""
         self.first_step = first_step
@@ -143,7 +141,7 @@ class MultiHostDataLoadIterator:
 
     def _open(self) -> None:
         transfers = grain.experimental.ThreadPrefetchIterDataset(
-            self.dataset.map(self._to_global), prefetch_buffer_size=DEVICE_PREFETCH
+            self.dataset.map(self._to_global), prefetch_buffer_size=self.device_prefetch
         )
         self._handle = [iter(transfers)]
         # Close prefetch threads and workers at exit, before the interpreter tears down the

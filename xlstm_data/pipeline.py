@@ -391,6 +391,7 @@ def make_grain_iterator(
         steps_per_epoch=steps_per_epoch,
         setup=setup,
         stacked_fields=stacked_fields(first.shift_target),
+        device_prefetch=first.device_prefetch,
         reset_after_epoch=reset_after_epoch,
         first_step=start_from_step,
     )

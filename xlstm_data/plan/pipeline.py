@@ -193,5 +193,6 @@ def make_planned_iterator(
         steps_per_epoch=steps_per_epoch if schedule.is_constant else None,
         setup={},
         stacked_fields=stacked_fields(first.shift_target),
+        device_prefetch=first.device_prefetch,
         reset_after_epoch=reset_after_epoch,
     )
