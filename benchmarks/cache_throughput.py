@@ -122,7 +122,7 @@ def read(config, args) -> dict:
 
     with iterator:
         return measure(
-            iterator, count_llm_batch, warmup=5, steps=args.steps, started=started
+            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
         ).figures()
 
 

@@ -55,7 +55,9 @@ def measure(
     steps: int,
     started: float,
 ) -> Measurement:
-    """Times `steps` batches after `warmup`; `count_tokens(batch)` gives (real tokens, slots)."""
+    """Times `steps` batches after `warmup` (enough to drain what the pipeline read ahead while
+    starting, so the figure is the steady rate); `count_tokens(batch)` gives (real tokens,
+    slots)."""
     first = next(batches)
     first_batch_s = time.perf_counter() - started
     for _ in range(warmup):

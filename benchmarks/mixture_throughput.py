@@ -70,7 +70,9 @@ def run_xlstm_data(args, sources):
     )
 
     with iterator:
-        return measure(iterator, count_llm_batch, warmup=5, steps=args.steps, started=started)
+        return measure(
+            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+        )
 
 
 def run_grain_firstfit(args, sources):
@@ -98,7 +100,11 @@ def run_grain_firstfit(args, sources):
     batches = grain_firstfit_batches(mixed, length=length, batch=args.batch)
 
     return measure(
-        batches, count_grain_batch, warmup=2, steps=max(10, args.steps // 4), started=started
+        batches,
+        count_grain_batch,
+        warmup=max(5, args.steps // 8),
+        steps=max(10, args.steps // 4),
+        started=started,
     )
 
 

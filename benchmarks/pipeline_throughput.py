@@ -67,7 +67,9 @@ def run_xlstm_data(args, folder: Path, shuffle: bool):
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
     with iterator:
-        return measure(iterator, count_llm_batch, warmup=5, steps=args.steps, started=started)
+        return measure(
+            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+        )
 
 
 def run_grain_firstfit(args, folder: Path, shuffle: bool):
@@ -86,7 +88,11 @@ def run_grain_firstfit(args, folder: Path, shuffle: bool):
     batches = grain_firstfit_batches(dataset, length=length, batch=args.batch)
 
     return measure(
-        batches, count_grain_batch, warmup=2, steps=max(10, args.steps // 4), started=started
+        batches,
+        count_grain_batch,
+        warmup=max(5, args.steps // 8),
+        steps=max(10, args.steps // 4),
+        started=started,
     )
 
 
@@ -106,7 +112,7 @@ def run_raw_read_concat(args, folder: Path, shuffle: bool):
     def count(tokens) -> tuple[int, int]:
         return len(tokens), len(tokens)
 
-    return measure(blocks(), count, warmup=2, steps=args.steps // 4, started=started)
+    return measure(blocks(), count, warmup=args.steps // 8, steps=args.steps // 4, started=started)
 
 
 VARIANTS = {

@@ -99,7 +99,7 @@ def run_read(args, plan: str):
 
     with iterator:
         return measure(
-            iterator, count_llm_batch, warmup=5, steps=args.steps, started=started
+            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
         ).figures()
 
 

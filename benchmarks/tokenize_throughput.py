@@ -76,7 +76,9 @@ def run_xlstm_data(args, folder: Path, tokenizer: str, kind: str):
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
     with iterator:
-        return measure(iterator, count_llm_batch, warmup=3, steps=args.steps, started=started)
+        return measure(
+            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+        )
 
 
 def run_grain_firstfit(args, folder: Path, tokenizer_path: str):
@@ -135,11 +137,11 @@ VARIANTS = {
 
 def main() -> None:
     parser = variant_parser(__doc__)
-    parser.add_argument("--documents", type=int, default=4000)
+    parser.add_argument("--documents", type=int, default=12000)
     parser.add_argument("--tokenizer", help="tokenizer to use instead of the trained one")
     parser.add_argument("--length", type=int, default=2048, help="max_target_length")
     parser.add_argument("--batch", type=int, default=16, help="global batch size")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
     args = parser.parse_args()
     folder, tokenizer = prepare(args)

@@ -39,9 +39,9 @@ from xlstm_data.workers import in_worker_processes
 LOGGER = logging.getLogger(__name__)
 
 MIN_PACKING_WINDOW_ROWS = 64
-# Blocks hold hundreds of records, so a short read-ahead keeps the pipeline fed; Grain's default
-# (500 elements) would read and tokenize far ahead of need.
-READ_AHEAD_BLOCKS = 4
+# Blocks hold thousands of records, so one block ahead per read thread keeps the pipeline fed;
+# Grain's default (500 elements) would read and tokenize far ahead of need.
+READ_AHEAD_BLOCKS = 1
 
 # Fields that every config of a mixture must share, since they shape the common batches.
 _SHARED_FIELDS = (
@@ -117,7 +117,7 @@ def document_rows(
         global_batch_size=config.global_batch_size,
         host_index=host_index,
         host_count=host_count,
-        block_size=config.read_block_size,
+        block_size=config.block_size,
         shuffle=config.shuffle_data,
         seed=config.data_shuffle_seed,
         num_epochs=config.num_epochs,
