@@ -78,11 +78,11 @@ class DataConfig:
     calling thread when a batch is asked for, which JAX's asynchronous dispatch already overlaps
     with the running step (and is fastest when the loop never waits on the devices); raise it
     for training loops that block on every step."""
-    read_block_size: int | None = None
-    """Records read, parsed and tokenized together. Default: 2048 for pre-tokenized records
-    (one read call per file and block: random reads get much cheaper), 512 when tokenizing (a
-    sooner first batch). A few blocks per read thread are held in memory: lower it for very
-    long documents."""
+    read_block_size: int = 2048
+    """Records read, parsed and tokenized together: one read call per file and block (random
+    reads get much cheaper) and one tokenizer call per block (batched encoding parallelises
+    better). A few blocks per read thread are held in memory: lower it for very long
+    documents."""
     read_threads: int | None = None
     """Threads (per worker) reading and tokenizing blocks ahead of the packer (0: read in the
     packer's thread). Default: 2 when tokenizing (tokenizers release the GIL), else 1."""
@@ -143,12 +143,7 @@ class DataConfig:
         _require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
         _require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
         _require(self, "device_prefetch", self.device_prefetch >= 0, "must be 0 or more")
-        _require(
-            self,
-            "read_block_size",
-            self.read_block_size is None or self.read_block_size >= 1,
-            "must be None or at least 1",
-        )
+        _require(self, "read_block_size", self.read_block_size >= 1, "must be at least 1")
         _require(
             self,
             "read_threads",
@@ -184,13 +179,6 @@ class DataConfig:
                     math.isclose(rows, round(rows)),
                     f"factor {factor} at step {step} gives {rows} rows, not a whole number",
                 )
-
-    @property
-    def block_size(self) -> int:
-        """Records per read block (see read_block_size)."""
-        if self.read_block_size is not None:
-            return self.read_block_size
-        return 512 if self.tokenize_data else 2048
 
     @property
     def row_length(self) -> int:

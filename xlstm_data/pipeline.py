@@ -117,7 +117,7 @@ def document_rows(
         global_batch_size=config.global_batch_size,
         host_index=host_index,
         host_count=host_count,
-        block_size=config.block_size,
+        block_size=config.read_block_size,
         shuffle=config.shuffle_data,
         seed=config.data_shuffle_seed,
         num_epochs=config.num_epochs,
