@@ -217,3 +217,17 @@ def test_same_global_batches_on_1_2_and_4_hosts_and_resume_from_4_on_2(sources, 
         )
     )
     assert resumed == runs[1][9:14]
+
+
+def test_worker_processes_and_device_prefetch_give_the_same_plan_batches(sources, tmp_path):
+    path, _ = sources[0]
+    base = config(path, plan_dir=str(tmp_path))
+    iterators = [
+        make_grain_iterator(MemmapDataConfig(**(base | extra)), MESH, [0])
+        for extra in ({}, {"worker_count": 2}, {"device_prefetch": 2})
+    ]
+    with iterators[0], iterators[1], iterators[2]:
+        for _ in range(40):  # several reads per worker
+            expected, *others = (np.asarray(next(i).targets) for i in iterators)
+            for other in others:
+                np.testing.assert_array_equal(other, expected)

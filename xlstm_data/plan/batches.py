@@ -77,11 +77,23 @@ class EpochSlots:
         return self._epoch_permutation[1]
 
 
+# Tokens of a host's rows whose documents are read together: one read call per file for the
+# rows of many steps makes random reads several times cheaper than one call per step.
+TOKENS_PER_READ = 1 << 20
+
+
+def steps_per_read(local_rows: int, row_length: int) -> int:
+    """Steps whose rows hold about TOKENS_PER_READ tokens on one host (at least one)."""
+    return max(1, TOKENS_PER_READ // (local_rows * row_length))
+
+
 class PlanBatches(grain.MapDataset):
-    """Element i: this host's local batch of step `first_step + i` as `(fields, counts)`.
+    """Element i: this host's local batches of `steps_per_read` steps from
+    `first_step + i * steps_per_read` on, a list of `(fields, counts)` (see
+    `one_batch_at_a_time` for the flat stream).
 
     The plan is reopened (memory-mapped) in every process from `plan_folder`; sources pickle
-    as paths. Tokens are read per batch, only for the documents its rows hold.
+    as paths. Tokens are read only for the documents the rows hold.
     """
 
     def __init__(
@@ -99,6 +111,7 @@ class PlanBatches(grain.MapDataset):
         shift_target: Literal["inputs", "targets", "none"],
         first_input_id: int,
         vocab_sizes: list[int | None],
+        steps_per_read: int,
         first_step: int = 0,
     ):
         super().__init__()
@@ -112,6 +125,7 @@ class PlanBatches(grain.MapDataset):
         self.shift_target = shift_target
         self.first_input_id = first_input_id
         self.vocab_sizes = vocab_sizes
+        self.steps_per_read = steps_per_read
         self.first_step = first_step
         self._plan: Plan | None = None
 
@@ -124,22 +138,46 @@ class PlanBatches(grain.MapDataset):
             self._plan = load_plan(self.plan_folder)
         return self._plan
 
-    def __len__(self) -> int:
+    def steps(self) -> int | None:
+        """Steps from `first_step` to the end (None: endless)."""
         if self.slots.total is None:
-            return sys.maxsize - self.first_step
-        steps = self.schedule.steps_covering(self.slots.total)
-        return max(0, steps - self.first_step)
+            return None
+        return max(0, self.schedule.steps_covering(self.slots.total) - self.first_step)
+
+    def __len__(self) -> int:
+        steps = self.steps()
+        return sys.maxsize if steps is None else -(-steps // self.steps_per_read)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
             return self.slice(index)
-        step = self.first_step + int(index)
-        local = self.schedule.local_rows(step)
-        first_slot = self.schedule.rows_before(step) + self.host_index * local
-        rows = self.slots.rows(np.arange(first_slot, first_slot + local))
-        return self._materialize(rows)
+        first = self.first_step + int(index) * self.steps_per_read
+        steps = self.steps()
+        last = first + self.steps_per_read
+        if steps is not None:
+            last = min(last, self.first_step + steps)
+        host_rows = []
+        for step in range(first, last):
+            local = self.schedule.local_rows(step)
+            first_slot = self.schedule.rows_before(step) + self.host_index * local
+            host_rows.append(self.slots.rows(np.arange(first_slot, first_slot + local)))
+        fields, real, row_tokens = self._materialize(np.concatenate(host_rows))
+        batches, begin = [], 0
+        for rows in host_rows:
+            end = begin + len(rows)
+            used = int(row_tokens[begin:end].sum())
+            counts = Counter(
+                rows=int(real[begin:end].sum()),
+                padding_rows=int((~real[begin:end]).sum()),
+                tokens=used,
+                padding_tokens=len(rows) * self.row_length - used,
+            )
+            batches.append((np.ascontiguousarray(fields[:, begin:end]), counts))
+            begin = end
+        return batches
 
-    def _materialize(self, rows: np.ndarray) -> tuple[np.ndarray, Counter]:
+    def _materialize(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(stacked fields of the rows, which rows are real, tokens per row)."""
         plan = self.plan
         real = rows >= 0
         begin = np.where(real, plan.row_starts[np.maximum(rows, 0)], 0)
@@ -172,14 +210,7 @@ class PlanBatches(grain.MapDataset):
             shift_target=self.shift_target,
             first_input_id=self.first_input_id,
         )
-        used = int(lengths.sum())
-        counts = Counter(
-            rows=int(real.sum()),
-            padding_rows=int((~real).sum()),
-            tokens=used,
-            padding_tokens=len(rows) * self.row_length - used,
-        )
-        return fields, counts
+        return fields, real, row_tokens
 
     def _piece_tokens(
         self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
@@ -220,3 +251,19 @@ class PlanBatches(grain.MapDataset):
             f"PlanBatches(host {self.host_index}/{self.host_count}, from step "
             f"{self.first_step}, {self.plan_folder.name})"
         )
+
+
+class _Batches(grain.experimental.FlatMapTransform):
+    """The list of a `PlanBatches` element, one batch at a time."""
+
+    def __init__(self, max_fan_out: int):
+        self.max_fan_out = max_fan_out
+
+    def flat_map(self, element: list) -> list:
+        return element
+
+
+def one_batch_at_a_time(chunks: grain.IterDataset, steps_per_read: int) -> grain.IterDataset:
+    """The batches of a stream of `PlanBatches` elements, step after step (flattened after any
+    worker processes, which hand out whole elements in order)."""
+    return grain.experimental.FlatMapIterDataset(chunks, _Batches(steps_per_read))

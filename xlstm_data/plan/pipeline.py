@@ -15,7 +15,12 @@ import numpy as np
 
 from xlstm_data.config import DataConfig
 from xlstm_data.multihost import MultiHostDataLoadIterator
-from xlstm_data.plan.batches import EpochSlots, PlanBatches
+from xlstm_data.plan.batches import (
+    EpochSlots,
+    PlanBatches,
+    one_batch_at_a_time,
+    steps_per_read,
+)
 from xlstm_data.plan.store import plan_for
 from xlstm_data.rampup import BatchSchedule
 from xlstm_data.setup_fingerprint import STATE_FORMAT_VERSION, source_fingerprint
@@ -154,6 +159,8 @@ def make_planned_iterator(
     )
     plan_folder = plan_dir / fingerprint[:24]
 
+    reads = steps_per_read(schedule.local_rows(0), first.row_length)
+
     def make_dataset(step: int) -> grain.IterDataset:
         batches = PlanBatches(
             plan_folder=plan_folder,
@@ -168,13 +175,14 @@ def make_planned_iterator(
             shift_target=first.shift_target,
             first_input_id=first_input_id,
             vocab_sizes=[c.vocab_size for c in configs],
+            steps_per_read=reads,
             first_step=step,
         )
         threads = first.read_threads if first.read_threads is not None else 1
-        dataset = batches.to_iter_dataset(
-            grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads)
+        chunks = batches.to_iter_dataset(
+            grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads)
         )
-        return in_worker_processes(dataset, first)
+        return one_batch_at_a_time(in_worker_processes(chunks, first), reads)
 
     steps_per_epoch = slots.slots_per_epoch // first.global_batch_size
     return PlanDataLoadIterator(
