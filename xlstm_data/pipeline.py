@@ -34,14 +34,11 @@ from xlstm_data.transforms.tokenize import (
     eod_id,
     first_input_id,
 )
-from xlstm_data.workers import in_worker_processes
+from xlstm_data.workers import in_worker_processes, read_options
 
 LOGGER = logging.getLogger(__name__)
 
 MIN_PACKING_WINDOW_ROWS = 64
-# Blocks hold thousands of records, so one block ahead per read thread keeps the pipeline fed;
-# Grain's default (500 elements) would read and tokenize far ahead of need.
-READ_AHEAD_BLOCKS = 1
 
 # Fields that every config of a mixture must share, since they shape the common batches.
 _SHARED_FIELDS = (
@@ -58,15 +55,6 @@ def resolve_tokenizer(config: DataConfig) -> Tokenizer | None:
     if config.tokenizer_path is None:
         return None
     return load_tokenizer(config.tokenizer_path, config.hf_access_token, config.hf_cache_dir)
-
-
-def read_options(config: DataConfig) -> grain.ReadOptions:
-    """Threads reading blocks ahead: 2 by default when tokenizing (tokenizers release the GIL),
-    1 for pre-tokenized records (their reads hold the GIL, so more would only contend)."""
-    threads = config.read_threads
-    if threads is None:
-        threads = 2 if config.tokenize_data else 1
-    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=READ_AHEAD_BLOCKS * threads)
 
 
 def packing_window_rows(config: DataConfig, local_batch_size: int) -> int:

@@ -1,10 +1,23 @@
-"""Grain worker processes for a host's pipeline."""
+"""How a host's pipeline runs in parallel: read threads, and Grain worker processes."""
 
 from __future__ import annotations
 
 import grain
 
 from xlstm_data.config import DataConfig
+
+# Blocks hold thousands of records, so one block ahead per read thread keeps the pipeline fed;
+# Grain's default (500 elements) would read and tokenize far ahead of need.
+READ_AHEAD_BLOCKS = 1
+
+
+def read_options(config: DataConfig) -> grain.ReadOptions:
+    """Threads reading blocks ahead: 2 by default when tokenizing (tokenizers release the GIL),
+    1 for pre-tokenized records (their reads hold the GIL, so more would only contend)."""
+    threads = config.read_threads
+    if threads is None:
+        threads = 2 if config.tokenize_data else 1
+    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=READ_AHEAD_BLOCKS * threads)
 
 
 def in_worker_processes(dataset: grain.IterDataset, config: DataConfig) -> grain.IterDataset:

@@ -27,7 +27,7 @@ from xlstm_data.setup_fingerprint import STATE_FORMAT_VERSION, source_fingerprin
 from xlstm_data.tokenizer import Tokenizer
 from xlstm_data.transforms.shift import stacked_fields
 from xlstm_data.transforms.tokenize import document_special_tokens
-from xlstm_data.workers import in_worker_processes
+from xlstm_data.workers import in_worker_processes, read_options
 
 # Fields that must agree across the configs of a planned mixture (they shape the plan).
 _PLAN_FIELDS = ("data_shuffle_seed", "plan_dir", "plan_tokens", "plan_window_rows")
@@ -178,10 +178,7 @@ def make_planned_iterator(
             steps_per_read=reads,
             first_step=step,
         )
-        threads = first.read_threads if first.read_threads is not None else 1
-        chunks = batches.to_iter_dataset(
-            grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads)
-        )
+        chunks = batches.to_iter_dataset(read_options(first))
         return one_batch_at_a_time(in_worker_processes(chunks, first), reads)
 
     steps_per_epoch = slots.slots_per_epoch // first.global_batch_size
