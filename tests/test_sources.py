@@ -104,3 +104,10 @@ def test_hf_padded_records_are_dicts(tmp_path):
     dataset = datasets.Dataset.from_dict({"text": ["a", "b", "c"]})
     padded = pad_dataset(dataset, 2, "text")
     assert padded.__getitems__([3, 0]) == [{"text": ""}, {"text": "a"}]
+
+
+def test_truncated_shard_is_reported(tmp_path):
+    (path,) = write_array_record_shards([b"x" * 1000] * 200, tmp_path, num_shards=1)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"{path.name} cannot be opened"):
+        load_array_record_dataset(tmp_path)
