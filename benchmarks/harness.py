@@ -139,6 +139,15 @@ def run_variants(
     return results
 
 
+def run_or_compare(script: str, args, variants: dict[str, Callable], *data) -> dict | None:
+    """In a variant process (`--variant NAME`): runs that variant on `data`, prints its figures
+    and returns None. Otherwise: runs every variant in its own process and returns the medians."""
+    if args.variant:
+        print(json.dumps(variants[args.variant](args, *data).figures()))
+        return None
+    return run_variants(script, list(variants), variant_args(sys.argv[1:]), repeats=args.repeats)
+
+
 def report(
     title: str,
     results: dict[str, dict],

@@ -11,8 +11,6 @@ shuffled, packed into 16 x 2048 batches. Variants, each in its own process:
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 
 import numpy as np
@@ -23,8 +21,7 @@ from harness import (
     lognormal_lengths,
     measure,
     report,
-    run_variants,
-    variant_args,
+    run_or_compare,
     variant_parser,
     write_token_shards,
 )
@@ -120,12 +117,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
     args = parser.parse_args()
     sources = folders(args)
-    if args.variant:
-        print(json.dumps(VARIANTS[args.variant](args, sources).figures()))
+    results = run_or_compare(__file__, args, VARIANTS, sources)
+    if results is None:
         return
-    results = run_variants(
-        __file__, list(VARIANTS), variant_args(sys.argv[1:]), repeats=args.repeats
-    )
     report(
         f"3-source mixture {WEIGHTS}, packed (median of {args.repeats})",
         results,

@@ -10,8 +10,6 @@ once the modules are loaded):
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 
 import numpy as np
@@ -22,8 +20,7 @@ from harness import (
     lognormal_lengths,
     measure,
     report,
-    run_variants,
-    variant_args,
+    run_or_compare,
     variant_parser,
     write_token_shards,
 )
@@ -87,12 +84,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
     args = parser.parse_args()
     folder = data_folder(args)
-    if args.variant:
-        print(json.dumps(VARIANTS[args.variant](args, folder).figures()))
+    results = run_or_compare(__file__, args, VARIANTS, folder)
+    if results is None:
         return
-    results = run_variants(
-        __file__, list(VARIANTS), variant_args(sys.argv[1:]), repeats=args.repeats
-    )
     report(
         f"start-up with {args.shards} shards (median of {args.repeats})",
         results,

@@ -14,8 +14,6 @@ The tokenizer is a sentencepiece model trained on the text unless --tokenizer na
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -26,8 +24,7 @@ from harness import (
     grain_firstfit_batches,
     measure,
     report,
-    run_variants,
-    variant_args,
+    run_or_compare,
     variant_parser,
 )
 
@@ -145,12 +142,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
     args = parser.parse_args()
     folder, tokenizer = prepare(args)
-    if args.variant:
-        print(json.dumps(VARIANTS[args.variant](args, folder, tokenizer).figures()))
+    results = run_or_compare(__file__, args, VARIANTS, folder, tokenizer)
+    if results is None:
         return
-    results = run_variants(
-        __file__, list(VARIANTS), variant_args(sys.argv[1:]), repeats=args.repeats
-    )
     raw = results["raw_tokenizer"]["tokens_per_s"]
     shares = {
         name: round(results[name]["tokens_per_s"] / raw, 3)
