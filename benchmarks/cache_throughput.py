@@ -43,10 +43,10 @@ BATCH_TEXTS = 256
 def build_data(args) -> dict[str, Path]:
     """Text (JSON Lines), tokenizer, a cache and a memmap file under the workdir, built once
     (by the "build" process, before the variants)."""
-    from xlstm_data.cache.prepare import prepare_cache
-    from xlstm_data.cache.readers import TextInput
-    from xlstm_data.corpus import generate_documents, train_hf_bpe, train_sentencepiece
     from xlstm_data.sources.token_cache import load_token_cache
+    from xlstm_data.tools.corpus import generate_documents, train_hf_bpe, train_sentencepiece
+    from xlstm_data.tools.prepare import prepare_cache
+    from xlstm_data.tools.text_inputs import TextInput
 
     folder = args.workdir / f"cache_bench_{args.documents}_{Path(args.tokenizer).name}"
     paths = {
@@ -93,8 +93,8 @@ def run_encode(args, paths) -> dict:
 
 
 def run_prepare(args, paths) -> dict:
-    from xlstm_data.cache.prepare import prepare_cache
-    from xlstm_data.cache.readers import TextInput
+    from xlstm_data.tools.prepare import prepare_cache
+    from xlstm_data.tools.text_inputs import TextInput
 
     output = paths["cache"].with_name("prepared")
     shutil.rmtree(output, ignore_errors=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xlstm_data.corpus import write_array_record_shards
+from xlstm_data.sources.array_record import write_array_record_shards
 
 
 @dataclass

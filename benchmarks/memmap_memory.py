@@ -59,7 +59,7 @@ def mapped_windows_source(source):
 
 
 def run(args, variant: str):
-    from xlstm_data import MemmapDataConfig, preprocess_dataset
+    from xlstm_data import MemmapDataConfig, open_source, preprocess_dataset
 
     started = time.perf_counter()
     size = SIZES["large_4gb" if variant == "np_memmap_4gb" else variant]
@@ -71,7 +71,7 @@ def run(args, variant: str):
         vocab_size=VOCAB,
         worker_count=0,
     )
-    source = config.open_source()
+    source = open_source(config)
     if variant == "np_memmap_4gb":
         source = mapped_windows_source(source)
     dataset, _ = preprocess_dataset(
@@ -92,7 +92,7 @@ def run(args, variant: str):
         vocab_size=VOCAB,
     )
 
-    from xlstm_data.transforms.shift import field
+    from xlstm_data.stages.shift import field
 
     def count(element) -> tuple[int, int]:
         segmentation = field(element[0], "targets_segmentation")

@@ -29,7 +29,7 @@ from harness import (
 
 
 def run_build(args, documents: int) -> dict:
-    from xlstm_data.plan.build import build_plan
+    from xlstm_data.readers.plan.build import build_plan
 
     lengths = lognormal_lengths(documents, median=300, sigma=1.0, seed=0)
     shares = np.array([0.5, 0.3, 0.2])
@@ -50,8 +50,7 @@ def run_build(args, documents: int) -> dict:
 
 def token_cache(args):
     """A token cache of generated token documents (written once under --workdir)."""
-    from xlstm_data.cache.metadata import CacheMetadata, ShardInfo
-    from xlstm_data.cache.shards import write_shard
+    from xlstm_data.sources.token_cache_files import CacheMetadata, ShardInfo, write_shard
 
     folder = args.workdir / f"plan_cache_{args.read_documents}"
     if (folder / "metadata.json").is_file():
@@ -92,8 +91,8 @@ def run_read(args, plan: str):
         shuffle_data=True,
         worker_count=0,
         plan=plan,
-        grain_packing=plan == "online",
-        plan_dir=str(args.workdir / "plans"),
+        grain_packing=True,
+        **({"plan_dir": str(args.workdir / "plans")} if plan == "global" else {}),
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 

@@ -31,7 +31,8 @@ from harness import (
 
 def prepare(args) -> tuple[Path, str]:
     """Generated text as ArrayRecord shards and an HF dataset, plus a tokenizer path."""
-    from xlstm_data.corpus import generate_documents, train_sentencepiece, write_array_record_shards
+    from xlstm_data.sources.array_record import write_array_record_shards
+    from xlstm_data.tools.corpus import generate_documents, train_sentencepiece
 
     folder = args.workdir / f"text_{args.documents}"
     if not (folder / "done").is_file():

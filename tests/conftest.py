@@ -1,5 +1,6 @@
 """Shared fixtures: a generated corpus, tiny trained tokenizers and ArrayRecord folders."""
 
+import json
 import os
 
 # Eight fake CPU devices for mesh tests; must be set before JAX is imported anywhere.
@@ -10,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xlstm_data.corpus import (
-    generate_documents,
-    train_hf_bpe,
-    train_sentencepiece,
-    write_array_record_shards,
-)
+from xlstm_data.sources.array_record import write_array_record_shards
+from xlstm_data.tools.corpus import generate_documents, train_hf_bpe, train_sentencepiece
+from xlstm_data.tools.prepare import prepare_cache
+from xlstm_data.tools.text_inputs import TextInput
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -60,3 +59,22 @@ def token_data(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     records = token_records(203)
     write_array_record_shards([r.tobytes() for r in records], root / "train", num_shards=4)
     return root, records
+
+
+def write_jsonl(path, texts):
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return path
+
+
+def tokenized(tokenizer, texts) -> list[list[int]]:
+    ids = tokenizer.encode_batch(texts)
+    return [d.tolist() for d in np.split(ids.tokens, np.cumsum(ids.lengths)[:-1])]
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory, documents, sp_model):
+    """A token cache of `documents` in 4 shards of 150."""
+    folder = tmp_path_factory.mktemp("cache")
+    source = TextInput((str(write_jsonl(folder / "docs.jsonl", documents)),))
+    prepare_cache(source, folder / "cache", str(sp_model), documents_per_shard=150, progress=False)
+    return folder / "cache"

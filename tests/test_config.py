@@ -10,6 +10,8 @@ from xlstm_data.config import (
     config_from_dict,
     load_configs,
 )
+from xlstm_data.errors import ConfigError
+from xlstm_data.sources.registry import open_source
 
 
 def arecord(tmp_path, **overrides):
@@ -47,12 +49,18 @@ def test_invalid_values_name_the_field(tmp_path, overrides, field):
         arecord(tmp_path, **overrides)
 
 
-def test_missing_data_path_is_reported(tmp_path):
-    with pytest.raises(ValueError, match="data_path.*not a folder"):
-        arecord(tmp_path / "nope")
-    with pytest.raises(ValueError, match="hf_path.*does not exist"):
-        HFHubDataConfig(
-            hf_path="./no/such/folder", global_batch_size=8, max_target_length=8, tokenizer_path="t"
+def test_missing_data_path_is_reported_when_the_source_opens(tmp_path):
+    missing = arecord(tmp_path / "nope")  # configs are checked without touching files
+    with pytest.raises(ConfigError, match="data_path.*not a folder"):
+        open_source(missing)
+    with pytest.raises(ConfigError, match="hf_path.*does not exist"):
+        open_source(
+            HFHubDataConfig(
+                hf_path="./no/such/folder",
+                global_batch_size=8,
+                max_target_length=8,
+                tokenizer_path="t",
+            )
         )
 
 

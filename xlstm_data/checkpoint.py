@@ -24,7 +24,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from xlstm_data.multihost import MultiHostDataLoadIterator
+from xlstm_data.errors import ConfigError, DataError
+from xlstm_data.loader import MultiHostDataLoadIterator
 
 
 def _state_file(directory: Any) -> Path:
@@ -43,11 +44,18 @@ class DataIteratorHandler(ocp.CheckpointHandler):
         if not file.is_file() and args.item.state_is_host_independent and saved:
             file = saved[0]  # a global plan's state is the same on every host
         if not file.is_file():
-            raise ValueError(
+            raise ConfigError(
                 f"No data iterator state {file.name} in {directory}: the checkpoint was saved "
                 "by another number of processes, or without the data iterator."
             )
-        args.item.set_state(json.loads(file.read_text()))
+        try:
+            state = json.loads(file.read_text())
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"Data iterator state {file} is not valid JSON ({error}); the checkpoint is "
+                "damaged: restore an earlier one."
+            ) from error
+        args.item.set_state(state)
         return args.item
 
     def metadata(self, directory: Any) -> None:

@@ -114,3 +114,13 @@ def positions_within(lengths: np.ndarray) -> np.ndarray:
     """0, 1, …, n-1 for each length n, concatenated."""
     lengths = np.asarray(lengths, dtype=np.int64)
     return ranges_index(np.zeros_like(lengths), lengths)
+
+
+def outside_vocabulary(documents: Documents, bound: int) -> np.ndarray:
+    """Indices of the documents that hold an id outside [0, bound)."""
+    tokens = documents.tokens
+    if not tokens.size or (tokens.min() >= 0 and tokens.max() < bound):
+        return np.zeros(0, dtype=np.int64)
+    outside = (tokens < 0) | (tokens >= bound)
+    document_of_token = np.repeat(np.arange(len(documents)), documents.lengths)
+    return np.unique(document_of_token[outside])

@@ -84,3 +84,18 @@ class ChunkedPermutation:
             chosen = chunks == index
             out[chosen] = self._values(index)[positions[chosen] - index * self.chunk]
         return out
+
+
+class EpochPermutations:
+    """A fresh `ChunkedPermutation` of [0, size) per epoch, seeded by (seed, epoch); the current
+    epoch's is kept, since readers walk epochs one after the other."""
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.seed = seed
+        self._current: tuple[int, ChunkedPermutation] | None = None
+
+    def __call__(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        if self._current is None or self._current[0] != epoch:
+            self._current = (epoch, ChunkedPermutation(self.size, (self.seed, epoch)))
+        return self._current[1](positions)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xlstm_data.documents import Documents
+from xlstm_data.errors import ConfigError, DataError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -75,7 +76,13 @@ class SentencePieceTokenizer(Tokenizer):
         import sentencepiece
 
         self.path = str(model_file)
-        self._processor = sentencepiece.SentencePieceProcessor(model_file=self.path)
+        try:
+            self._processor = sentencepiece.SentencePieceProcessor(model_file=self.path)
+        except Exception as error:  # sentencepiece raises OSError/RuntimeError for bad files
+            raise DataError(
+                f"Tokenizer {self.path} is not a readable sentencepiece model ({error}); point "
+                "tokenizer_path at the model file the data was tokenized with."
+            ) from error
         self.vocab_size = self._processor.get_piece_size()
         self.bos_id = _non_negative(self._processor.bos_id())
         self.eos_id = _non_negative(self._processor.eos_id())
@@ -108,7 +115,13 @@ class HFTokenizer(Tokenizer):
         import tokenizers
 
         self.path = str(tokenizer_file)
-        self._tokenizer = tokenizers.Tokenizer.from_file(self.path)
+        try:
+            self._tokenizer = tokenizers.Tokenizer.from_file(self.path)
+        except Exception as error:  # tokenizers raises a bare Exception for bad JSON
+            raise DataError(
+                f"Tokenizer {self.path} is not a readable HF tokenizer.json ({error}); replace "
+                "the file (is it truncated?)."
+            ) from error
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self.vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
@@ -186,7 +199,7 @@ def load_tokenizer(
         models = sorted(path.glob("*.model"))
         if models:
             return SentencePieceTokenizer(models[0])
-        raise ValueError(
+        raise ConfigError(
             f"tokenizer_path {str(path)!r} is a folder without {HF_TOKENIZER_FILE} or a "
             "sentencepiece *.model file; point tokenizer_path at one of those."
         )
@@ -195,7 +208,7 @@ def load_tokenizer(
             return HFTokenizer(path)
         return SentencePieceTokenizer(path)
     if str(tokenizer_path).startswith((".", "/", "~")) or path.suffix in (".model", ".json"):
-        raise ValueError(f"tokenizer_path {str(tokenizer_path)!r} does not exist.")
+        raise ConfigError(f"tokenizer_path {str(tokenizer_path)!r} does not exist.")
     return HFTokenizer(_download_hub_tokenizer(str(tokenizer_path), hf_access_token, cache_dir))
 
 
@@ -206,7 +219,7 @@ def _download_hub_tokenizer(name: str, token: str | None, cache_dir: str | None)
     try:
         file = Path(hf_hub_download(name, HF_TOKENIZER_FILE, token=token, cache_dir=cache_dir))
     except Exception as error:
-        raise ValueError(
+        raise ConfigError(
             f"tokenizer_path {name!r} is neither a local file/folder nor a reachable HF hub "
             f"repository with a {HF_TOKENIZER_FILE} ({error}). Give a local path instead."
         ) from error

@@ -4,32 +4,28 @@ from __future__ import annotations
 
 import grain
 
-from xlstm_data.config import DataConfig
-
 # Blocks hold thousands of records, so one block ahead per read thread keeps the pipeline fed;
 # Grain's default (500 elements) would read and tokenize far ahead of need.
 READ_AHEAD_BLOCKS = 1
 
 
-def read_options(config: DataConfig) -> grain.ReadOptions:
+def read_options(read_threads: int | None, tokenize: bool) -> grain.ReadOptions:
     """Threads reading blocks ahead: 2 by default when tokenizing (tokenizers release the GIL),
     1 for pre-tokenized records (their reads hold the GIL, so more would only contend)."""
-    threads = config.read_threads
-    if threads is None:
-        threads = 2 if config.tokenize_data else 1
+    threads = read_threads if read_threads is not None else 2 if tokenize else 1
     return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=READ_AHEAD_BLOCKS * threads)
 
 
-def in_worker_processes(dataset: grain.IterDataset, config: DataConfig) -> grain.IterDataset:
-    """`dataset` run by `config.worker_count` Grain worker processes (none: unchanged)."""
-    if config.worker_count == 0:
+def in_worker_processes(
+    dataset: grain.IterDataset, worker_count: int, buffer_size: int
+) -> grain.IterDataset:
+    """`dataset` run by `worker_count` Grain worker processes (none: unchanged)."""
+    if worker_count == 0:
         return dataset
     from absl import flags
 
     if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags, which only absl.app parses
         flags.FLAGS.mark_as_parsed()
     return dataset.mp_prefetch(
-        grain.MultiprocessingOptions(
-            num_workers=config.worker_count, per_worker_buffer_size=config.worker_buffer_size
-        )
+        grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=buffer_size)
     )

@@ -1,1 +1,1 @@
-"""Grain `RandomAccessDataSource`s, one module per kind of source."""
+"""Data sources: one module per kind, behind the interface in protocol.py (see registry.py)."""

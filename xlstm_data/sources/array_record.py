@@ -1,26 +1,32 @@
-"""ArrayRecord shards as one Grain data source, in shard order, with errors that name the file."""
+"""ArrayRecord shards as one Grain data source, in shard order, with errors that name the file;
+and the shard writer (group size 1, for random access)."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
 import os
-import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from array_record.python.array_record_module import ArrayRecordReader
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
+from xlstm_data.errors import ConfigError, DataError
+from xlstm_data.io import atomic_path, expand_paths
+from xlstm_data.sources.protocol import DocumentSource, files_identity
 from xlstm_data.sources.record_files import RecordFiles
+
+if TYPE_CHECKING:
+    from xlstm_data.config import GrainArrayRecordsDataConfig
 
 LOGGER = logging.getLogger(__name__)
 
-_SHARD_INDEX = re.compile(r"(\d+)(?!.*\d)")
 
-
-class ArrayRecordSource:
-    """ArrayRecord shards as one random-access source (a Grain `RandomAccessDataSource`).
+class ArrayRecordSource(DocumentSource):
+    """ArrayRecord shards as one random-access source of `bytes` records.
 
     Reads a batch of keys with one `read` call per file, in file order, from readers opened
     lazily in each process. The readers use no internal thread pool: the pipeline reads
@@ -53,10 +59,16 @@ class ArrayRecordSource:
     def __getitem__(self, record_key: int) -> bytes:
         return self.__getitems__([record_key])[0]
 
-    def __getitems__(self, record_keys) -> list[bytes]:
+    def __getitems__(self, record_keys: Sequence[int]) -> list[bytes]:
         records: list[bytes] = [b""] * len(record_keys)
         for file_index, slots, positions in self._records.by_file(record_keys):
-            read = self._reader(file_index).read(positions.tolist())
+            try:
+                read = self._reader(file_index).read(positions.tolist())
+            except Exception as error:  # Riegeli raises RuntimeError for corrupt chunks
+                raise DataError(
+                    f"ArrayRecord file {self.files[file_index]} cannot be read ({error}); it "
+                    "is damaged: re-create it or remove it from the folder."
+                ) from error
             for slot, record in zip(slots.tolist(), read, strict=True):
                 records[slot] = record
         return records
@@ -66,9 +78,12 @@ class ArrayRecordSource:
         file_index, positions = self._records.locate(np.array([record_key]))
         return self.files[int(file_index[0])], int(positions[0])
 
-    def describe(self, record_key: int) -> str:
-        file, position = self.locate(record_key)
+    def describe(self, key: int) -> str:
+        file, position = self.locate(key)
         return f"record {position} of {file}"
+
+    def identity(self) -> str:
+        return files_identity(len(self), self.files)
 
     def __getstate__(self) -> dict:
         # Readers are opened again, lazily, in each worker process.
@@ -81,21 +96,13 @@ class ArrayRecordSource:
         return f"ArrayRecordSource({len(self.files)} files, {len(self)} records)"
 
 
-def shard_sort_key(path: str) -> tuple[str, int, str]:
-    """Orders `train_000002` before `train_000010` (numeric shard index, not text order)."""
-    name = Path(path).name
-    match = _SHARD_INDEX.search(Path(name).stem)
-    prefix = name[: match.start()] if match else name
-    return prefix, int(match.group(1)) if match else -1, name
-
-
 def count_records(file: str) -> int:
     try:
         reader = ArrayRecordReader(file)
         count = reader.num_records()
         reader.close()
     except Exception as error:  # the C++ reader raises RuntimeError/ValueError variously
-        raise ValueError(
+        raise DataError(
             f"ArrayRecord file {file} cannot be opened ({error}). It is corrupt or not an "
             "ArrayRecord file: re-create it or remove it from the folder."
         ) from error
@@ -108,16 +115,18 @@ def load_array_record_dataset(
     """All `*{file_extension}` files of a folder as one source, ordered by their shard index."""
     folder = Path(dataset_path).expanduser()
     if not folder.is_dir():
-        raise ValueError(
+        raise ConfigError(
             f"ArrayRecord folder {str(folder)!r} does not exist. Check data_path and split "
             "(the files are read from data_path/split)."
         )
-    files = sorted((str(p) for p in folder.glob(f"*{file_extension}")), key=shard_sort_key)
-    if not files:
-        raise ValueError(
-            f"ArrayRecord folder {str(folder)!r} has no *{file_extension} files. Write shards "
-            "there or set file_extension to the ending your files use."
+    files = [
+        str(p)
+        for p in expand_paths(
+            folder,
+            suffixes=[file_extension],
+            fix="Write shards there or set file_extension to the ending your files use.",
         )
+    ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
         counts = list(pool.map(count_records, files))
     for file, count in zip(files, counts, strict=True):
@@ -125,10 +134,42 @@ def load_array_record_dataset(
             LOGGER.warning("ArrayRecord file %s holds no records; it is left out.", file)
     kept = [(f, n) for f, n in zip(files, counts, strict=True) if n > 0]
     if not kept:
-        raise ValueError(
+        raise DataError(
             f"ArrayRecord folder {str(folder)!r} holds no records in {len(files)} files."
         )
     LOGGER.info(
         "Loaded %d records from %d ArrayRecord files in %s.", sum(counts), len(kept), folder
     )
     return ArrayRecordSource([f for f, _ in kept], [n for _, n in kept])
+
+
+def open_array_record_source(config: GrainArrayRecordsDataConfig) -> ArrayRecordSource:
+    if not config.data_path.is_dir():
+        raise ConfigError(
+            f"Invalid data config: data_path = {str(config.data_path)!r} is not a folder; point "
+            "it at the folder that holds the split sub-folders."
+        )
+    return load_array_record_dataset(config.split_path, config.file_extension)
+
+
+def write_array_record_file(path: Path, records: Sequence[bytes]) -> None:
+    """One ArrayRecord file (group size 1, so every record is one random read), written under a
+    temporary name and renamed when whole."""
+    with atomic_path(path) as partial:
+        writer = ArrayRecordWriter(str(partial), "group_size:1")
+        for record in records:
+            writer.write(record)
+        writer.close()
+
+
+def write_array_record_shards(
+    records: Sequence[bytes], folder: str | os.PathLike, *, num_shards: int, prefix: str = "train"
+) -> list[Path]:
+    """Records split over `num_shards` files `{prefix}_{i:06d}.arecord`."""
+    folder = Path(folder)
+    paths = []
+    for shard, part in enumerate(np.array_split(np.arange(len(records)), num_shards)):
+        path = folder / f"{prefix}_{shard:06d}.arecord"
+        write_array_record_file(path, [records[i] for i in part.tolist()])
+        paths.append(path)
+    return paths

@@ -15,17 +15,22 @@ speed.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import grain
 import numpy as np
 
-from xlstm_data.sources.array_record import shard_sort_key
+from xlstm_data.errors import ConfigError, DataError
+from xlstm_data.io import atomic_path, expand_paths
+from xlstm_data.sources.protocol import DocumentSource, files_identity
 from xlstm_data.sources.record_files import RecordFiles
+
+if TYPE_CHECKING:
+    from xlstm_data.config import MemmapDataConfig
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,62 +52,47 @@ class TokenFile:
         return math.prod(self.shape)
 
 
-def find_token_files(patterns: str | list[str]) -> list[str]:
-    """Paths and globs in the order given; a glob's matches ordered by shard index."""
-    files = []
-    for pattern in [patterns] if isinstance(patterns, str) else patterns:
-        pattern = str(Path(pattern).expanduser())
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern), key=shard_sort_key)
-            if not matches:
-                raise ValueError(f"No token file matches {pattern!r}; check data_files.")
-            files += matches
-        else:
-            files.append(pattern)
-    return files
-
-
 def inspect_token_file(path: str, bin_dtype: str) -> TokenFile:
     """Shape, dtype and data offset of a `.npy` or `.bin` token file, or an error naming it."""
     if not os.path.isfile(path):
-        raise ValueError(f"Token file {path} does not exist; check data_files.")
+        raise DataError(f"Token file {path} does not exist; check data_files.")
     suffix = Path(path).suffix
     if suffix == ".bin":
         size, itemsize = os.path.getsize(path), np.dtype(bin_dtype).itemsize
         if size % itemsize:
-            raise ValueError(
+            raise DataError(
                 f"Token file {path} has {size} bytes, not a multiple of {itemsize}, so it does "
                 f"not hold {bin_dtype} tokens; set dtype to the type it was written with."
             )
         return TokenFile(path, np.dtype(bin_dtype).str, (size // itemsize,), 0)
     if suffix != ".npy":
-        raise ValueError(
+        raise DataError(
             f"Token file {path} has suffix {suffix!r}; memmap sources read .npy arrays and raw "
             ".bin token files."
         )
     try:
         array = np.load(path, mmap_mode="r")
     except Exception as error:  # numpy raises ValueError/OSError/EOFError for bad headers
-        raise ValueError(f"Token file {path} is not a readable .npy file ({error}).") from error
+        raise DataError(f"Token file {path} is not a readable .npy file ({error}).") from error
     if array.ndim not in (1, 2):
-        raise ValueError(
+        raise DataError(
             f"Token file {path} holds a {array.ndim}-D array of shape {array.shape}; save a 1-D "
             "token stream or 2-D rows (one document or sequence per row)."
         )
     if array.dtype.kind not in "iu":
-        raise ValueError(
+        raise DataError(
             f"Token file {path} holds {array.dtype} values, not integer token ids; save the ids "
             "as uint16, uint32 or int32."
         )
     if array.ndim == 2 and not array.flags.c_contiguous:
-        raise ValueError(
+        raise DataError(
             f"Token file {path} stores its rows in Fortran order; save it in C order "
             "(np.save(path, np.ascontiguousarray(tokens)))."
         )
     return TokenFile(path, array.dtype.str, tuple(array.shape), int(array.offset))
 
 
-class _TokenFilesSource(grain.sources.RandomAccessDataSource):
+class _TokenFilesSource(DocumentSource):
     """Reads token ranges of a list of files with positioned reads (thread-safe, no shared
     file position), opening the files again in every process that unpickles the source."""
 
@@ -126,7 +116,7 @@ class _TokenFilesSource(grain.sources.RandomAccessDataSource):
         for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
             view = out[position : position + length]
             if os.preadv(descriptor, [view], file.offset + start * itemsize) != view.nbytes:
-                raise ValueError(
+                raise DataError(
                     f"Token file {file.path} ended before token {start + length}: it changed "
                     "after the source was opened; restart the pipeline."
                 )
@@ -137,7 +127,7 @@ class _TokenFilesSource(grain.sources.RandomAccessDataSource):
         """(file index, record index within that file) of each global record key."""
         return self._record_files.locate(keys)
 
-    def _records(self, keys: list[int], read_file) -> list[np.ndarray]:
+    def _records(self, keys: Sequence[int], read_file) -> list[np.ndarray]:
         """Records at `keys`, read file by file with `read_file(file index, local indices)`."""
         records: list = [None] * len(keys)
         for file_index, slots, local in self._record_files.by_file(keys):
@@ -153,6 +143,12 @@ class _TokenFilesSource(grain.sources.RandomAccessDataSource):
 
     def __getitem__(self, key: int) -> np.ndarray:
         return self.__getitems__([key])[0]
+
+    def identity(self) -> str:
+        return files_identity(len(self), self.files)
+
+    def plans_folder(self) -> Path:
+        return Path(self.files[0]).parent / "plans"
 
     def __getstate__(self) -> dict:
         return self.__dict__ | {"_handles": None}
@@ -180,7 +176,7 @@ class MemmapWindows(_TokenFilesSource):
         counts = (sizes - self.offsets) // window
         for file, first, count in zip(files, self.offsets.tolist(), counts.tolist(), strict=True):
             if count < 1:
-                raise ValueError(
+                raise DataError(
                     f"Token file {file.path} holds {file.size} tokens, fewer than one window of "
                     f"{window} after offset {first}; remove it from data_files or lower "
                     "max_target_length."
@@ -200,7 +196,7 @@ class MemmapWindows(_TokenFilesSource):
         tokens = self._read(file_index, starts, np.full(len(local), self.window))
         return tokens.reshape(len(local), self.window)
 
-    def __getitems__(self, keys: list[int]) -> list[np.ndarray]:
+    def __getitems__(self, keys: Sequence[int]) -> list[np.ndarray]:
         return self._records(keys, self._read_windows)
 
     def document_lengths(self) -> np.ndarray:
@@ -251,13 +247,11 @@ def load_document_index(file: TokenFile, eod_token_id: int) -> Path:
         return index
     LOGGER.info("Indexing the documents of %s (EOD id %d).", file.path, eod_token_id)
     ends = document_ends(file, eod_token_id)
-    partial = index.with_name(index.name + ".partial")
     try:
-        with open(partial, "wb") as out:
+        with atomic_path(index) as partial, open(partial, "wb") as out:
             np.save(out, ends)
-        os.replace(partial, index)
     except OSError as error:
-        raise ValueError(
+        raise ConfigError(
             f"Cannot write the document index {index} next to token file {file.path} "
             f"({error}); documents mode needs a writable folder (or use records='windows')."
         ) from error
@@ -281,7 +275,7 @@ class MemmapDocuments(_TokenFilesSource):
                 counts.append(file.shape[0])
                 continue
             if eod_token_id is None:
-                raise ValueError(
+                raise ConfigError(
                     f"Token file {file.path} is a 1-D stream, which documents mode splits at "
                     "EOD tokens: set eod_token_id (or use records='windows')."
                 )
@@ -313,7 +307,7 @@ class MemmapDocuments(_TokenFilesSource):
         tokens = self._read(file_index, starts, stops - starts)
         return np.split(tokens, np.cumsum(stops - starts)[:-1])
 
-    def __getitems__(self, keys: list[int]) -> list[np.ndarray]:
+    def __getitems__(self, keys: Sequence[int]) -> list[np.ndarray]:
         return self._records(keys, self._read_documents)
 
     def document_lengths(self) -> np.ndarray:
@@ -348,21 +342,17 @@ class MemmapDocuments(_TokenFilesSource):
         return f"MemmapDocuments({len(self.files)} files, {len(self)} documents)"
 
 
-def open_memmap_source(
-    data_files: str | list[str],
-    *,
-    dtype: str,
-    records: str,
-    window: int,
-    window_offset: int | None,
-    seed: int,
-    eod_token_id: int | None,
-    pad_token_id: int | None,
-) -> MemmapWindows | MemmapDocuments:
+def open_memmap_source(config: MemmapDataConfig) -> MemmapWindows | MemmapDocuments:
     """The source a `MemmapDataConfig` describes; bad files raise errors that name them."""
-    files = [inspect_token_file(path, dtype) for path in find_token_files(data_files)]
-    if not files:
-        raise ValueError("data_files names no token file; give .npy or .bin paths or globs.")
-    if records == "windows":
-        return MemmapWindows(files, window=window, offset=window_offset, seed=seed)
-    return MemmapDocuments(files, eod_token_id=eod_token_id, pad_token_id=pad_token_id)
+    paths = expand_paths(config.data_files, what="token file", fix="Check data_files.")
+    files = [inspect_token_file(str(path), config.dtype) for path in paths]
+    if config.records == "windows":
+        return MemmapWindows(
+            files,
+            window=config.row_length,
+            offset=config.window_offset,
+            seed=config.data_shuffle_seed,
+        )
+    return MemmapDocuments(
+        files, eod_token_id=config.eod_token_id, pad_token_id=config.pad_token_id
+    )

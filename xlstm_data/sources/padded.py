@@ -9,6 +9,8 @@ from typing import Any
 
 import grain
 
+from xlstm_data.errors import ConfigError
+
 LOGGER = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ class PaddedDataset(grain.sources.RandomAccessDataSource):
 
     def __init__(self, dataset: Any, full_dataset_length: int, column_name: str):
         if full_dataset_length < len(dataset):
-            raise ValueError(
+            raise ConfigError(
                 f"full_dataset_length={full_dataset_length} is shorter than the dataset "
                 f"({len(dataset)} records); PaddedDataset only pads."
             )

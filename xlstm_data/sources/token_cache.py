@@ -1,23 +1,30 @@
 """A token cache (written by `xlstm-data prepare` or `merge`) as a Grain source.
 
 Record i is document i as a numpy array of the cache's dtype (uint16 or int32), read from the
-cache's ArrayRecord shards; the pipeline takes it from there without tokenizing.
+cache's ArrayRecord shards; the pipeline takes it from there without tokenizing. The cache
+knows its documents' lengths (global plans need them), its vocabulary and its EOD id.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import grain
 import numpy as np
 
-from xlstm_data.cache.metadata import CacheMetadata
-from xlstm_data.cache.shards import lengths_file, record_dtype
+from xlstm_data.errors import DataError
 from xlstm_data.sources.array_record import ArrayRecordSource
+from xlstm_data.sources.protocol import DocumentSource, TokenInfo
+from xlstm_data.sources.token_cache_files import CacheMetadata, lengths_file, record_dtype
+from xlstm_data.tokenizer import load_tokenizer
+
+if TYPE_CHECKING:
+    from xlstm_data.config import TokenCacheDataConfig
 
 
-class TokenCacheSource(grain.sources.RandomAccessDataSource):
+class TokenCacheSource(DocumentSource):
     """Documents of a token cache, in shard order. Pickles as file names and counts."""
 
     def __init__(self, folder: Path, metadata: CacheMetadata):
@@ -39,12 +46,16 @@ class TokenCacheSource(grain.sources.RandomAccessDataSource):
     def __getitem__(self, key: int) -> np.ndarray:
         return np.frombuffer(self.records[key], self.dtype)
 
-    def __getitems__(self, keys: list[int]) -> list[np.ndarray]:
+    def __getitems__(self, keys: Sequence[int]) -> list[np.ndarray]:
         return [np.frombuffer(r, self.dtype) for r in self.records.__getitems__(keys)]
 
     @property
-    def tokenizer_fingerprint(self) -> str:
-        return self.metadata.tokenizer_fingerprint
+    def token_info(self) -> TokenInfo:
+        return TokenInfo(
+            vocab_size=self.metadata.vocab_size,
+            eod_token_id=self.metadata.eod_token_id,
+            tokenizer_fingerprint=self.metadata.tokenizer_fingerprint,
+        )
 
     def document_lengths(self) -> np.ndarray:
         """Tokens per document, from the shards' length files (read once if one is missing)."""
@@ -60,9 +71,15 @@ class TokenCacheSource(grain.sources.RandomAccessDataSource):
                 lengths.append(sizes // self.dtype.itemsize)
         return np.concatenate(lengths)
 
+    def plans_folder(self) -> Path:
+        return self.folder / "plans"
+
     def describe(self, key: int) -> str:
         file, position = self.records.locate(key)
         return f"document {position} of {file}"
+
+    def identity(self) -> str:
+        return self.records.identity()
 
     def __repr__(self) -> str:
         return f"TokenCacheSource({self.folder}, {len(self)} documents, {self.metadata.dtype})"
@@ -74,8 +91,19 @@ def load_token_cache(folder: str | os.PathLike) -> TokenCacheSource:
     metadata = CacheMetadata.read(folder)
     for shard in metadata.shards:
         if not (folder / shard.file).is_file():
-            raise ValueError(
+            raise DataError(
                 f"Token cache {folder} lacks {shard.file}, which its metadata.json lists; "
                 "rebuild the cache with `xlstm-data prepare`."
             )
     return TokenCacheSource(folder, metadata)
+
+
+def open_token_cache_source(config: TokenCacheDataConfig) -> TokenCacheSource:
+    """The cache of `config`, checked against `config.tokenizer_path` when one is given."""
+    source = load_token_cache(config.cache_path)
+    if config.tokenizer_path is not None:
+        tokenizer = load_tokenizer(
+            config.tokenizer_path, config.hf_access_token, config.hf_cache_dir
+        )
+        source.metadata.check_tokenizer(tokenizer, source.folder)
+    return source

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from xlstm_data.errors import ConfigError, DataError
 from xlstm_data.sources.ipfs.cid import Cid
 from xlstm_data.sources.ipfs.client import ClientSettings
 from xlstm_data.sources.ipfs.files import IpfsFiles, LocalFiles
@@ -22,7 +23,12 @@ LOGGER = logging.getLogger(__name__)
 def open_ipfs_source(config: IpfsDataConfig) -> IpfsSource:
     """The documents of the datasets `config` names, from IPFS (through the cache) or from
     `config.data_dir`."""
-    name = config.name or config.describe_source()
+    name = config.label
+    if config.data_dir is not None and not config.data_dir.is_dir():
+        raise ConfigError(
+            f"Invalid data config: data_dir = {str(config.data_dir)!r} is not a folder; point it "
+            "at the folder that holds the dataset folders."
+        )
     with concurrent.futures.ThreadPoolExecutor(
         config.fetch_threads, thread_name_prefix="ipfs-table"
     ) as pool:
@@ -67,7 +73,7 @@ def open_ipfs_source(config: IpfsDataConfig) -> IpfsSource:
         files, unit=config.document_unit, reader=reader, threads=config.fetch_threads, name=name
     )
     if not len(source):
-        raise ValueError(
+        raise DataError(
             f"{name} has no documents in datasets {names} (empty files and lines "
             "hold none); check dataset_names, file_suffixes and the caps."
         )
@@ -105,7 +111,7 @@ def choose_datasets(
             )
         names = list(dict.fromkeys(n for n in requested if n in available))
     if not names:
-        raise ValueError(
+        raise ConfigError(
             f"{where} has none of the datasets {requested}; set dataset_names to some "
             f"of {sorted(available)}."
         )

@@ -16,16 +16,16 @@ again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from xlstm_data.io import atomic_path
 
 LOGGER = logging.getLogger(__name__)
 
@@ -112,20 +112,6 @@ def map_file(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         return np.zeros(0, np.uint8)
     return np.memmap(path, np.uint8, "r")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed onto it when the block succeeds, else removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _record_path(path: Path) -> Path:

@@ -11,6 +11,8 @@ import base64
 import dataclasses
 import hashlib
 
+from xlstm_data.errors import DataError
+
 RAW = 0x55
 DAG_PB = 0x70
 SHA2_256 = 0x12
@@ -18,11 +20,11 @@ _CODEC_NAMES = {RAW: "raw", DAG_PB: "dag-pb"}
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
-class CidError(ValueError):
+class CidError(DataError):
     """A string or bytes that is not a CID this source can use."""
 
 
-class IntegrityError(ValueError):
+class IntegrityError(DataError):
     """Bytes that do not match the CID they were fetched for."""
 
 

@@ -19,7 +19,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from xlstm_data.errors import DataError
 from xlstm_data.sources.ipfs.table import FileEntry
+from xlstm_data.sources.protocol import DocumentSource, files_identity
 from xlstm_data.sources.record_files import RecordFiles
 
 # Files kept open (memory-mapped) per process; opening one re-checks its cache entry.
@@ -47,7 +49,7 @@ class _OpenFile:
         return self.content[start:end].tobytes()
 
 
-class IpfsSource:
+class IpfsSource(DocumentSource):
     """UTF-8 documents (bytes) of the files of an IPFS tree or of its local mirror."""
 
     def __init__(
@@ -65,7 +67,7 @@ class IpfsSource:
         self.threads = threads
         self.name = name
         if unit == "line" and any(entry.lines is None for entry in self.entries):
-            raise ValueError("Every file needs its line count for unit='line'.")
+            raise DataError("Every file needs its line count for unit='line'.")
         counts = [(e.lines if unit == "line" else int(e.size > 0)) for e in self.entries]
         self._record_files = RecordFiles(counts)
         self._process: (
@@ -113,6 +115,9 @@ class IpfsSource:
             f"{entry.dataset!r}"
         )
 
+    def identity(self) -> str:
+        return files_identity(len(self), self.files)
+
     def _state(self):
         """Pool, lock and open files of this process (a forked child starts its own)."""
         with _STATE_LOCK:
@@ -151,7 +156,7 @@ class IpfsSource:
             return _OpenFile(content, None)
         spans = self.reader.spans(entry, content)
         if len(spans) != entry.lines:
-            raise ValueError(
+            raise DataError(
                 f"{self.reader.describe(entry)} has {len(spans)} non-empty lines, "
                 f"but its table says {entry.lines}; delete the stale table in the "
                 "cache folder's tables/ (or restart after changing a data folder)."

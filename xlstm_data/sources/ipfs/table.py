@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from xlstm_data.sources.ipfs.cache import CidCache
 from xlstm_data.sources.ipfs.cid import RAW, Cid
+from xlstm_data.sources.ipfs.names import TreeError, check_name
 from xlstm_data.sources.ipfs.unixfs import (
     GetBlock,
     Link,
@@ -31,10 +32,6 @@ LOGGER = logging.getLogger(__name__)
 TABLE_FORMAT = 1
 
 
-class TreeError(ValueError):
-    """A tree (IPFS or local folder) this source cannot read."""
-
-
 class FileEntry(NamedTuple):
     dataset: str
     path: str
@@ -44,16 +41,6 @@ class FileEntry(NamedTuple):
     size: int
     lines: int | None = None
     """Non-empty lines, once counted."""
-
-
-def check_name(name: str, where: str) -> str:
-    """`name` if it is safe as one path component, else a TreeError naming `where`."""
-    if name in ("", ".", "..") or any(char in name for char in "/\\\0"):
-        raise TreeError(
-            f"{where} has an entry named {name!r}, which is not a safe file name "
-            "(empty, '.', '..', or with '/', '\\\\' or NUL); refusing to read it."
-        )
-    return name
 
 
 def ipfs_datasets(

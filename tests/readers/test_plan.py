@@ -1,0 +1,233 @@
+"""Global plans: every token once per epoch, mixture shares in tokens, batches as a function of
+the step on any number of hosts (real multi-process), O(1) resume on another host count."""
+
+import itertools
+import json
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from processes import run_processes, start_processes, wait_for_files
+
+from xlstm_data import MemmapDataConfig, make_grain_iterator
+from xlstm_data.readers.plan.build import build_plan
+
+MESH = jax.make_mesh((8,), ("data",))
+EOD = 2
+
+
+def stream(count: int, seed: int, first_token: int, median: int = 30) -> list[np.ndarray]:
+    """Documents of distinct tokens (first_token + i marks document i), each ending in EOD."""
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.lognormal(np.log(median), 1.0, count), 1, 400).astype(int)
+    return [np.r_[first_token + i, rng.integers(10, 900, n - 1), EOD].astype(np.uint16)
+            for i, n in enumerate(lengths)]  # fmt: skip
+
+
+def write_stream(folder, documents) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tokens.npy"
+    np.save(path, np.concatenate(documents))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Three memmap streams of different sizes: (path, documents) each."""
+    root = tmp_path_factory.mktemp("plan_sources")
+    out = []
+    for index, (count, first) in enumerate(((400, 1000), (150, 3000), (60, 5000))):
+        documents = stream(count, seed=index, first_token=first)
+        out.append((write_stream(root / f"source{index}", documents), documents))
+    return out
+
+
+def config(path, **overrides) -> dict:
+    values = {
+        "data_config_type": "memmap",
+        "data_files": path,
+        "records": "documents",
+        "eod_token_id": EOD,
+        "global_batch_size": 8,
+        "max_target_length": 64,
+        "shift_target": "inputs",
+        "plan": "global",
+        "shuffle_data": True,
+        "worker_count": 0,
+    }
+    return values | overrides
+
+
+def segments(batch) -> list[list[int]]:
+    targets, ids = np.asarray(batch.targets), np.asarray(batch.targets_segmentation)
+    return [row[s == k].tolist() for row, s in zip(targets, ids, strict=True)
+            for k in range(1, s.max(initial=0) + 1)]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 90), min_size=1, max_size=60), min_size=1, max_size=3),
+    st.integers(8, 32),
+    st.integers(1, 6),
+)
+def test_every_token_of_every_document_once_per_epoch(lengths, row_length, window_rows):
+    lengths = [np.array(n, dtype=np.int64) for n in lengths]
+    if any(n.sum() == 0 for n in lengths):
+        return
+    weights = [float(n.sum()) for n in lengths]  # proportional: every document exactly once
+    plan = build_plan(
+        lengths, weights, row_length=row_length, seed=3, window_rows=window_rows, progress=False
+    )
+    covered = {}
+    for row in range(plan.num_rows):
+        pieces = slice(plan.row_starts[row], plan.row_starts[row + 1])
+        assert plan.piece_length[pieces].sum() <= row_length
+        for source, document, start, length in zip(
+            plan.piece_source[pieces].tolist(), plan.piece_document[pieces].tolist(),
+            plan.piece_start[pieces].tolist(), plan.piece_length[pieces].tolist(), strict=True,
+        ):  # fmt: skip
+            covered.setdefault((source, document), []).append((start, length))
+    for source, source_lengths in enumerate(lengths):
+        for document, length in enumerate(source_lengths.tolist()):
+            spans = sorted(covered.get((source, document), []))
+            assert sum(n for _, n in spans) == length
+            assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(spans))
+
+
+def test_mixture_token_shares_match_the_weights(sources):
+    lengths = [np.array([len(d) for d in documents]) for _, documents in sources]
+    plan = build_plan(
+        lengths, [0.5, 0.3, 0.2], row_length=64, seed=0, window_rows=64, progress=False
+    )
+    shares = np.array(plan.report["realised_token_share"])
+    assert np.abs(shares - [0.5, 0.3, 0.2]).max() < 0.005
+    assert plan.report["largest_share_deviation"] < 0.005
+    assert plan.report["epochs_per_source"][0] == pytest.approx(1.0, abs=0.01)
+    assert min(plan.report["epochs_per_source"]) >= 0.99
+    # Tokens actually in the rows agree with the report.
+    tokens = np.bincount(plan.piece_source, weights=plan.piece_length, minlength=3)
+    assert np.abs(tokens / tokens.sum() - shares).max() < 1e-5
+    assert plan.report["padding_fraction"] < 0.02
+
+
+def test_iterator_yields_each_document_once_per_epoch(sources, tmp_path):
+    path, documents = sources[0]
+    setup = MemmapDataConfig(
+        **config(path, num_epochs=1, drop_remainder=False, plan_dir=str(tmp_path))
+    )
+    iterator = make_grain_iterator(setup, MESH, [0])
+    with iterator:
+        assert len(iterator) == -(-iterator.report["rows"] // 8)
+        found = [s for batch in iterator for s in segments(batch)]
+    expected = [d[i : i + 64].tolist() for d in documents for i in range(0, len(d), 64)]
+    assert sorted(found) == sorted(expected)
+
+
+def test_state_is_the_step_and_restores_exactly(sources, tmp_path):
+    path, _ = sources[1]
+    setup = MemmapDataConfig(
+        **config(path, plan_dir=str(tmp_path), batch_rampup_factors={0: 1.0, 4: 2.0})
+    )
+    with make_grain_iterator(setup, MESH, [0]) as iterator:
+        for _ in range(7):
+            next(iterator)
+        state = json.loads(json.dumps(iterator.get_state()))
+        expected = [np.asarray(next(iterator).targets) for _ in range(3)]
+    assert set(state) == {"version", "step", "fingerprint"} and state["step"] == 7
+    with make_grain_iterator(setup, MESH, [0]) as resumed:
+        resumed.set_state(state)
+        for batch in expected:
+            np.testing.assert_array_equal(np.asarray(next(resumed).targets), batch)
+    other = MemmapDataConfig(**config(path, plan_dir=str(tmp_path), data_shuffle_seed=1))
+    with (
+        make_grain_iterator(other, MESH, [0]) as different,
+        pytest.raises(ValueError, match="belongs to plan"),
+    ):
+        different.set_state(state)
+
+
+def test_plan_is_built_once_and_rebuilt_when_inputs_change(sources, tmp_path):
+    path, _ = sources[2]
+    for _ in range(2):
+        with make_grain_iterator(
+            MemmapDataConfig(**config(path, plan_dir=str(tmp_path))), MESH, [0]
+        ) as iterator:
+            next(iterator)
+    assert len(list(tmp_path.iterdir())) == 1
+    longer = MemmapDataConfig(**config(path, plan_dir=str(tmp_path), max_target_length=32))
+    with make_grain_iterator(longer, MESH, [0]) as iterator:
+        next(iterator)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_online_only_sources_are_refused(text_data, sp_model):
+    from xlstm_data import GrainArrayRecordsDataConfig
+
+    setup = GrainArrayRecordsDataConfig(
+        data_path=text_data,
+        global_batch_size=8,
+        max_target_length=32,
+        tokenizer_path=str(sp_model),
+        plan="global",
+        plan_dir="/tmp/unused",
+    )
+    with pytest.raises(ValueError, match="needs document lengths"):
+        make_grain_iterator(setup, MESH, [0])
+
+
+STEPS = (0, 1, 57)
+
+
+def global_rows(seen: list[dict]) -> list[dict[int, list[int]]]:
+    """Per step, the union over processes of row index → row."""
+    steps = len(seen[0]["targets"])
+    return [{int(k): v for s in seen for k, v in s["targets"][step].items()}
+            for step in range(steps)]  # fmt: skip
+
+
+@pytest.mark.multiprocess
+def test_same_global_batches_on_1_2_and_4_hosts_and_resume_from_4_on_2(sources, tmp_path):
+    path, _ = sources[0]
+    setup = config(path, plan_dir=str(tmp_path / "plans"), global_batch_size=16)
+    runs = {count: global_rows(run_processes(tmp_path / f"hosts{count}", count, setup,
+                                             "--max-steps", "58"))
+            for count in (1, 2, 4)}  # fmt: skip
+    for step in STEPS:
+        assert runs[1][step] == runs[2][step] == runs[4][step]
+        assert sorted(runs[1][step]) == list(range(16))
+    # Save at step 9 on 4 processes, kill them, resume on 2.
+    checkpoint = str(tmp_path / "checkpoints")
+    processes, outputs = start_processes(
+        tmp_path / "save4", 4, setup, "--mode", "save", "--save-at", "9", "--checkpoint", checkpoint
+    )
+    wait_for_files(processes, outputs)
+    resumed = global_rows(
+        run_processes(
+            tmp_path / "resume2",
+            2,
+            setup,
+            "--mode",
+            "restore",
+            "--checkpoint",
+            checkpoint,
+            "--max-steps",
+            "5",
+        )
+    )
+    assert resumed == runs[1][9:14]
+
+
+def test_worker_processes_and_device_prefetch_give_the_same_plan_batches(sources, tmp_path):
+    path, _ = sources[0]
+    base = config(path, plan_dir=str(tmp_path))
+    iterators = [
+        make_grain_iterator(MemmapDataConfig(**(base | extra)), MESH, [0])
+        for extra in ({}, {"worker_count": 2}, {"device_prefetch": 2})
+    ]
+    with iterators[0], iterators[1], iterators[2]:
+        for _ in range(40):  # several reads per worker
+            expected, *others = (np.asarray(next(i).targets) for i in iterators)
+            for other in others:
+                np.testing.assert_array_equal(other, expected)

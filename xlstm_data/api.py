@@ -1,0 +1,164 @@
+"""The public entry points, each a short recipe: configs → settings → reader → loader.
+
+`make_grain_iterator` gives global, mesh-sharded batches of one config or a weighted mixture;
+`preprocess_dataset` gives one host's local batches of one dataset (xlstm-jax's signature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import jax
+from jax.sharding import Mesh
+
+from xlstm_data.config import DataConfig
+from xlstm_data.config.settings import check_weights, loader_settings
+from xlstm_data.errors import ConfigError
+from xlstm_data.loader import MultiHostDataLoadIterator
+from xlstm_data.readers.inputs import open_input, open_inputs
+from xlstm_data.readers.online import OnlineReader
+from xlstm_data.readers.plan.reader import PlanReader
+from xlstm_data.schedule import BatchSchedule
+from xlstm_data.sharding import data_axes, data_parallel_size
+from xlstm_data.sources.adapter import as_document_source
+
+READERS = {"online": OnlineReader, "global": PlanReader}
+
+
+def _check_batch_divisible(global_batch_size: int, host_count: int, devices: int) -> None:
+    for divisor, what in (
+        (host_count, "data-loading hosts (len(process_indices))"),
+        (devices, "devices along the mesh's data axes"),
+    ):
+        if global_batch_size % divisor:
+            raise ConfigError(
+                f"Invalid data config: global_batch_size = {global_batch_size} is not "
+                f"divisible by the {divisor} {what}; use a multiple of {divisor}."
+            )
+
+
+def make_grain_iterator(
+    configs: DataConfig | Sequence[DataConfig],
+    global_mesh: Mesh,
+    process_indices: Sequence[int],
+    dataset_weights: Sequence[float] | None = None,
+    *,
+    data_axis_names: Sequence[str] | None = None,
+    reset_after_epoch: bool = False,
+    start_from_step: int = 0,
+) -> MultiHostDataLoadIterator:
+    """Global batches of one config, or of a weighted mixture of several, on `global_mesh`.
+
+    `process_indices` lists the processes that load data; this host loads share
+    `process_indices.index(jax.process_index())`. The batch is sharded over the mesh axes in
+    `data_axis_names` (default: the axes named data/dp/fsdp/replica/batch).
+    `reset_after_epoch` restarts a finite iterator after it ends (evaluation);
+    `start_from_step` begins at a later step in O(1) (a global plan, or records that map 1:1
+    to rows).
+    """
+    configs = [configs] if isinstance(configs, DataConfig) else list(configs)
+    weights = check_weights(dataset_weights, len(configs))
+    settings = loader_settings(configs)
+    if jax.process_index() not in process_indices:
+        raise ConfigError(
+            f"Process {jax.process_index()} is not in process_indices "
+            f"{list(process_indices)}; list every process that loads data."
+        )
+    host_index, host_count = list(process_indices).index(jax.process_index()), len(process_indices)
+    axes = data_axes(global_mesh, data_axis_names)
+    devices = data_parallel_size(global_mesh, axes)
+    _check_batch_divisible(settings.global_batch_size, host_count, devices)
+    schedule = BatchSchedule(
+        settings.global_batch_size,
+        settings.batch_rampup_factors,
+        host_count=host_count,
+        data_parallel_size=devices,
+    )
+    reader = READERS[settings.reader](
+        open_inputs(configs),
+        weights,
+        settings,
+        schedule=schedule,
+        host_index=host_index,
+        host_count=host_count,
+    )
+    return MultiHostDataLoadIterator(
+        reader,
+        global_mesh,
+        data_axis_names=axes,
+        device_prefetch=settings.device_prefetch,
+        reset_after_epoch=reset_after_epoch,
+        first_step=start_from_step,
+    )
+
+
+def preprocess_dataset(
+    dataloading_host_index: int,
+    dataloading_host_count: int,
+    dataset: Any,
+    data_column_name: str,
+    tokenize: bool,
+    global_batch_size: int,
+    max_target_length: int,
+    shuffle: bool,
+    data_shuffle_seed: int,
+    tokenizer_path: str | None = None,
+    hf_access_token: str | None = None,
+    add_bos: bool = True,
+    add_eos: bool = True,
+    add_eod: bool = True,
+    grain_packing: bool = False,
+    grain_packing_bin_count: int | None = None,
+    shift: bool = True,
+    drop_remainder: bool = True,
+    num_epochs: int | None = None,
+    tokenizer_cache_dir: str | None = None,
+    max_steps_per_epoch: int | None = None,
+    eod_token_id: int | None = None,
+    **config_fields: Any,
+) -> tuple[grain.IterDataset, Any]:
+    """One source on one host → `(IterDataset of local batches, data source)`.
+
+    Local batches are `(fields, counts)`: the six `LLMBatch` fields as numpy arrays of this
+    host's rows, and what the pipeline read, packed, padded and dropped for them. Extra keyword
+    arguments are `DataConfig` fields (worker_count, batch_rampup_factors, …).
+    """
+    config = DataConfig(
+        global_batch_size=global_batch_size,
+        max_target_length=max_target_length,
+        shuffle_data=shuffle,
+        data_shuffle_seed=data_shuffle_seed,
+        data_column=data_column_name,
+        tokenize_data=tokenize,
+        tokenizer_path=tokenizer_path,
+        hf_access_token=hf_access_token,
+        hf_cache_dir=tokenizer_cache_dir,
+        add_bos=add_bos,
+        add_eos=add_eos,
+        add_eod=add_eod,
+        grain_packing=grain_packing,
+        grain_packing_bin_count=grain_packing_bin_count,
+        drop_remainder=drop_remainder,
+        num_epochs=num_epochs,
+        max_steps_per_epoch=max_steps_per_epoch,
+        eod_token_id=eod_token_id,
+        **({"shift_target": "inputs" if shift else "none"} | config_fields),
+    )
+    if config.plan != "online":
+        raise ConfigError("preprocess_dataset reads with plan='online'; use make_grain_iterator.")
+    settings = loader_settings([config])
+    schedule = BatchSchedule(
+        global_batch_size, config.batch_rampup_factors, host_count=dataloading_host_count
+    )
+    source = as_document_source(dataset, data_column_name)
+    reader = OnlineReader(
+        [open_input(config, source)],
+        [1.0],
+        settings,
+        schedule=schedule,
+        host_index=dataloading_host_index,
+        host_count=dataloading_host_count,
+    )
+    return reader.batches(0), dataset

@@ -1,0 +1,94 @@
+"""File plumbing used everywhere: input paths in shard order, and writes that are all or nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from xlstm_data.errors import ConfigError
+
+_SHARD_INDEX = re.compile(r"(\d+)(?!.*\d)")
+
+
+def shard_sort_key(path: str | os.PathLike) -> tuple[str, str, int, str]:
+    """Orders `train_000002` before `train_000010` (numeric shard index, not text order), folder
+    by folder."""
+    path = Path(path)
+    match = _SHARD_INDEX.search(path.stem)
+    prefix = path.name[: match.start()] if match else path.name
+    return str(path.parent), prefix, int(match.group(1)) if match else -1, path.name
+
+
+def expand_paths(
+    patterns: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    suffixes: Sequence[str] | None = None,
+    recursive: bool = False,
+    what: str = "input",
+    fix: str = "",
+) -> list[Path]:
+    """The files named by paths, globs and folders, in the order given.
+
+    A glob's matches and a folder's files (those ending in one of `suffixes`; all of its
+    sub-folders with `recursive`) come in shard order. A pattern that names nothing raises a
+    `ConfigError` that names it as `what` and ends with `fix`.
+    """
+    if isinstance(patterns, str | os.PathLike):
+        patterns = [patterns]
+    files: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern).expanduser()
+        if glob.has_magic(str(path)):
+            found = [Path(p) for p in glob.glob(str(path)) if os.path.isfile(p)]
+            problem = f"No {what} matches {str(path)!r}."
+        elif path.is_dir():
+            walk = path.rglob("*") if recursive else path.iterdir()
+            found = [p for p in walk if p.is_file() and (not suffixes or p.suffix in suffixes)]
+            kinds = "/".join(f"*{suffix}" for suffix in suffixes or [""])
+            problem = f"Folder {str(path)!r} holds no {kinds} files."
+        elif path.is_file():
+            found, problem = [path], ""
+        else:
+            found, problem = [], f"{what.capitalize()} {str(path)!r} does not exist."
+        if not found:
+            raise ConfigError(f"{problem} {fix}".strip())
+        files += sorted(found, key=shard_sort_key)
+    return files
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, renamed onto it when the block succeeds, else removed: a
+    reader (another thread, process or host) sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A temporary folder beside `path`, renamed to `path` when the block succeeds. When another
+    writer renamed its copy into place first, that copy is kept and this one removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield temporary
+        try:
+            os.rename(temporary, path)
+        except OSError:
+            if not path.is_dir():  # else another writer's copy is in place already
+                raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

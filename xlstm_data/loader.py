@@ -1,0 +1,246 @@
+"""The loader: a reader's local batches → global `jax.Array`s on the mesh, one step after another.
+
+The loader knows nothing of sources, packing or plans. A reader (readers/online.py,
+readers/plan/reader.py) supplies local batches from any step and its part of the iterator
+state; the loader turns each batch into global arrays, makes the hosts agree where a finite
+stream can end at different steps on different hosts, counts, and saves or restores the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import grain
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from xlstm_data.errors import ConfigError
+from xlstm_data.llm_batch import LLMBatch
+from xlstm_data.schedule import BatchSchedule
+from xlstm_data.sharding import GlobalArrays, check_host_rows
+
+LOGGER = logging.getLogger(__name__)
+
+STATE_FORMAT_VERSION = 2
+"""Version of `get_state()`'s layout; states of another version are refused."""
+
+
+class Reader(Protocol):
+    """What the loader needs of a reader."""
+
+    schedule: BatchSchedule
+    host_index: int
+    host_count: int
+    max_target_length: int
+    stacked_fields: int
+    """Arrays per stacked batch (4, or 6 when the targets shift left)."""
+    ends_unevenly: bool
+    """Whether hosts may run out at different steps (finite, data-dependent streams)."""
+    drop_remainder: bool
+    steps_per_epoch: int | None
+    state_is_host_independent: bool
+    """Whether a state saved on one host (count) restores on any."""
+    report: dict[str, Any]
+    """What the reader planned: records or rows per epoch, padding, shares …"""
+
+    def batches(self, first_step: int) -> grain.IterDataset:
+        """Local batches `(stacked fields, counts)` from `first_step` on."""
+        ...
+
+    def save(self, pipeline_state: Any) -> dict[str, Any]:
+        """The reader's part of a state, given the pipeline iterator's state."""
+        ...
+
+    def load(self, state: dict[str, Any]) -> tuple[int, Any | None]:
+        """(step, pipeline state) of a saved state, after checking that it belongs to this
+        reader; a pipeline state of None means: rebuild the pipeline at that step."""
+        ...
+
+
+def _close(handle: list[grain.DatasetIterator | None]) -> None:
+    iterator, handle[0] = handle[0], None
+    close = getattr(iterator, "close", None)  # Grain iterators with threads or workers
+    if close is not None:
+        close()
+
+
+class HostAgreement:
+    """Whether to stop, or to pad, when a host's stream ends: with `drop_remainder=False` a host
+    that has run out sends fully masked batches until all have; with `drop_remainder=True` all
+    stop when the first one runs out. Only streams that can end unevenly need the collective."""
+
+    def __init__(self, needed: bool, drop_remainder: bool):
+        self.needed = needed and jax.process_count() > 1
+        self.drop_remainder = drop_remainder
+
+    def __call__(self, has_batch: bool) -> tuple[bool, bool]:
+        """(stop now, this host pads)."""
+        if not self.needed:
+            return not has_batch, False
+        flags = multihost_utils.process_allgather(np.array([int(has_batch)], np.int32))
+        any_has, all_have = bool(flags.max()), bool(flags.min())
+        if self.drop_remainder:
+            return not all_have, False
+        return not any_has, not has_batch
+
+
+class MultiHostDataLoadIterator:
+    """Iterator of `LLMBatch`es of global `jax.Array`s, sharded over the mesh's data axes.
+
+    Each host feeds the rows of its devices from its own reader; `counts` says what this host
+    read, packed, padded and dropped so far.
+    """
+
+    def __init__(
+        self,
+        reader: Reader,
+        global_mesh: Mesh,
+        *,
+        data_axis_names: Sequence[str],
+        device_prefetch: int = 0,
+        reset_after_epoch: bool = False,
+        first_step: int = 0,
+    ):
+        check_host_rows(
+            global_mesh,
+            data_axis_names,
+            reader.schedule.global_batch_size,
+            reader.host_index,
+            reader.host_count,
+        )
+        self.reader = reader
+        self.global_mesh = global_mesh
+        self._to_global = GlobalArrays(global_mesh, tuple(data_axis_names), reader.host_count)
+        self._agree = HostAgreement(reader.ends_unevenly, reader.drop_remainder)
+        self.device_prefetch = device_prefetch
+        self.reset_after_epoch = reset_after_epoch
+        self.counts: Counter = Counter()
+        """What the pipeline has read, packed, padded and dropped on this host so far."""
+        self.first_step = first_step
+        self.step = first_step
+        self._open(first_step)
+
+    def _open(self, step: int) -> None:
+        self.dataset = self.reader.batches(step)
+        transfers = grain.experimental.ThreadPrefetchIterDataset(
+            self.dataset.map(self._to_global), prefetch_buffer_size=self.device_prefetch
+        )
+        self._handle = [iter(transfers)]
+        # Close prefetch threads and workers at exit, before the interpreter tears down the
+        # modules their clean-up needs (Grain's iterators fail in __del__ after that).
+        self._finalizer = weakref.finalize(self, _close, self._handle)
+
+    @property
+    def _iterator(self) -> grain.DatasetIterator:
+        if self._handle[0] is None:
+            raise RuntimeError("The iterator is closed.")
+        return self._handle[0]
+
+    @property
+    def state_is_host_independent(self) -> bool:
+        return self.reader.state_is_host_independent
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """What the reader planned (a global plan: documents, tokens, rows, padding, split
+        documents, realised token share per source against its weight, epochs per source)."""
+        return self.reader.report
+
+    def __iter__(self) -> MultiHostDataLoadIterator:
+        return self
+
+    def __len__(self) -> int:
+        if self.reader.steps_per_epoch is None:
+            raise TypeError(
+                "The number of batches per epoch is not known in advance: packing, splitting "
+                "long documents, ramp-up or an infinite stream make it depend on the data. "
+                "Without packing, truncate_documents=True gives a fixed length."
+            )
+        return self.reader.steps_per_epoch
+
+    def __next__(self) -> LLMBatch:
+        try:
+            item = next(self._iterator)
+        except StopIteration:
+            item = None
+        stop, pad = self._agree(item is not None)
+        if stop:
+            if item is not None:
+                LOGGER.warning(
+                    "Host %d dropped a batch at the end of the stream: another host ran out "
+                    "first (drop_remainder=True).",
+                    self.reader.host_index,
+                )
+            self._end_of_epoch()
+            raise StopIteration
+        if pad:
+            rows = self.reader.schedule.local_rows(self.step)
+            shape = (self.reader.stacked_fields, rows, self.reader.max_target_length)
+            zeros = np.zeros(shape, np.int32)
+            item = self._to_global(
+                (zeros, Counter(padding_rows=rows, padding_tokens=zeros[0].size))
+            )
+        batch, counts = item
+        self.counts.update(counts)
+        self.step += 1
+        return batch
+
+    def close(self) -> None:
+        """Stops prefetch threads and worker processes."""
+        self._finalizer()
+
+    def __enter__(self) -> MultiHostDataLoadIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _end_of_epoch(self) -> None:
+        if self.reset_after_epoch:
+            self.close()
+            self.step = self.first_step
+            self._open(self.first_step)
+
+    @property
+    def padding_fraction(self) -> float:
+        """Share of row slots that held padding instead of tokens, so far on this host."""
+        slots = self.counts["tokens"] + self.counts["padding_tokens"]
+        return self.counts["padding_tokens"] / slots if slots else math.nan
+
+    def get_state(self) -> dict[str, Any]:
+        """This host's position: small, JSON-serialisable, restorable in O(1) with `set_state`."""
+        reader_state = self.reader.save(self._iterator.get_state())
+        return {"version": STATE_FORMAT_VERSION, "step": self.step, **reader_state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continues exactly after the batch the state was taken at (no data is replayed).
+
+        Raises ConfigError naming every difference when the state comes from another setup
+        (host count, data, seed, batch shape, packing, tokenizer, workers …).
+        """
+        if not isinstance(state, dict) or state.get("version") != STATE_FORMAT_VERSION:
+            found = state.get("version") if isinstance(state, dict) else state
+            raise ConfigError(
+                f"Iterator state format {found!r} is not {STATE_FORMAT_VERSION}; it was saved by "
+                "another xlstm-data version (or is not an iterator state). Restart the data "
+                "iterator from the step instead (start_from_step, or a global plan's state)."
+            )
+        step, pipeline_state = self.reader.load(state)
+        if pipeline_state is None:
+            self.close()
+            self._open(step)
+        else:
+            self._iterator.set_state(pipeline_state)
+        self.first_step = step if pipeline_state is None else self.first_step
+        self.step = step
+
+    def __str__(self) -> str:
+        host = f"host {self.reader.host_index}/{self.reader.host_count}"
+        return f"MultiHostDataLoadIterator({host}):\n{self.dataset}"

@@ -1,0 +1,210 @@
+"""The online reader: records are read, tokenized, split and packed while the loader runs.
+
+`document_rows` is the recipe for one source on one host; `OnlineReader` mixes the rows of
+several sources by weight, groups them for the worker processes and cuts local batches by the
+schedule. Its state is the Grain pipeline's, checked against the setup it was saved with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+
+from xlstm_data.config.settings import LoaderSettings
+from xlstm_data.errors import ConfigError
+from xlstm_data.readers.inputs import Input
+from xlstm_data.schedule import BatchSchedule
+from xlstm_data.sources.padded import PaddedDataset
+from xlstm_data.stages.batch import BatchIterDataset, row_groups
+from xlstm_data.stages.epochs import EpochBlocks, epoch_length
+from xlstm_data.stages.pack import PackIterDataset
+from xlstm_data.stages.parse import ParseText, ParseTokens, ReadRecords
+from xlstm_data.stages.shift import stacked_field_count
+from xlstm_data.stages.split import SplitDocuments, TruncateDocuments
+from xlstm_data.stages.tokenize import Tokenize
+from xlstm_data.state import pipeline_setup, setup_differences
+from xlstm_data.workers import in_worker_processes, read_options
+
+LOGGER = logging.getLogger(__name__)
+
+MIN_PACKING_WINDOW_ROWS = 64
+
+
+def records_per_epoch(input: Input) -> int:
+    config = input.config
+    return epoch_length(
+        len(input.source),
+        global_batch_size=config.global_batch_size,
+        drop_remainder=config.drop_remainder,
+        max_steps_per_epoch=config.max_steps_per_epoch,
+        name=input.name,
+    )
+
+
+def document_rows(
+    input: Input, *, host_index: int, host_count: int, first_position: int = 0
+) -> grain.IterDataset:
+    """Rows (`Row`) of one source on one host.
+
+    The recipe reads top to bottom: record keys per read block, records, texts or tokens,
+    special tokens, pieces of at most a row, rows.
+    """
+    config, source, tokens = input.config, input.source, input.tokens
+    num_records, per_epoch = len(source), records_per_epoch(input)
+    padded = PaddedDataset(source, max(num_records, per_epoch), config.data_column)
+    parse_args = {
+        "column": config.data_column,
+        "num_records": num_records,
+        "invalid_records": config.invalid_records,
+        "describe": source.describe,
+    }
+    blocks = EpochBlocks(
+        num_records=num_records,
+        records_per_epoch=per_epoch,
+        global_batch_size=config.global_batch_size,
+        host_index=host_index,
+        host_count=host_count,
+        block_size=config.read_block_size,
+        shuffle=config.shuffle_data,
+        seed=config.data_shuffle_seed,
+        num_epochs=config.num_epochs,
+        first_position=first_position,
+    )
+    records = blocks.map(ReadRecords(padded))
+    if config.tokenize_data:
+        if input.tokenizer is None:
+            raise ConfigError(f"{input.name}: tokenize_data=True needs tokenizer_path.")
+        texts = records.map(ParseText(**parse_args))
+        tokenize = Tokenize(input.tokenizer, prefix=tokens.prefix, suffix=tokens.end_ids)
+        documents = texts.map(tokenize)
+    else:
+        parse = ParseTokens(
+            vocab_size=tokens.vocab_size, prefix=tokens.prefix, suffix=tokens.end_ids, **parse_args
+        )
+        documents = records.map(parse)
+    fit = TruncateDocuments if config.truncate_documents else SplitDocuments
+    documents = documents.map(fit(config.row_length))
+    local_batch_size = config.global_batch_size // host_count
+    return PackIterDataset(
+        documents.to_iter_dataset(read_options(config.read_threads, config.tokenize_data)),
+        row_length=config.row_length,
+        window_rows=config.grain_packing_bin_count
+        or max(local_batch_size, MIN_PACKING_WINDOW_ROWS),
+        algorithm=config.placement,
+        shift_target=config.shift_target,
+        first_input_id=tokens.first_input_id,
+        eod_id=tokens.eod_id if not config.tokenize_data else None,
+    )
+
+
+class OnlineReader:
+    """Local batches of one source, or of a weighted mixture, packed while reading."""
+
+    state_is_host_independent = False
+
+    def __init__(
+        self,
+        inputs: Sequence[Input],
+        weights: Sequence[float],
+        settings: LoaderSettings,
+        *,
+        schedule: BatchSchedule,
+        host_index: int,
+        host_count: int,
+    ):
+        self.inputs = list(inputs)
+        self.weights = list(weights)
+        self.settings = settings
+        self.schedule = schedule
+        self.host_index, self.host_count = host_index, host_count
+        self.max_target_length = settings.max_target_length
+        self.stacked_fields = stacked_field_count(settings.shift_target)
+        self.drop_remainder = settings.drop_remainder
+        # Every record gives exactly one row: all hosts make as many, positions follow steps.
+        self.one_row_per_record = all(
+            i.config.placement == "none" and i.config.truncate_documents for i in self.inputs
+        )
+        self.ends_unevenly = settings.num_epochs is not None and not self.one_row_per_record
+        per_epoch = [records_per_epoch(i) for i in self.inputs]
+        self.steps_per_epoch = None
+        if self.one_row_per_record and len(self.inputs) == 1 and schedule.is_constant:
+            self.steps_per_epoch = per_epoch[0] // settings.global_batch_size
+        self.report = {"records_per_epoch": dict(zip(self.names, per_epoch, strict=True))}
+        self.setup = pipeline_setup(
+            [i.config for i in self.inputs],
+            [i.source.identity() for i in self.inputs],
+            [i.tokenizer_fingerprint for i in self.inputs],
+            self.weights,
+            host_index=host_index,
+            host_count=host_count,
+        )
+        if len(self.inputs) > 1 and settings.num_epochs is not None:
+            LOGGER.warning(
+                "A mixture with num_epochs=%d ends when its first source runs out.",
+                settings.num_epochs,
+            )
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    def first_position(self, step: int) -> int:
+        """This host's record position at `step`, where rows map 1:1 to records."""
+        if step == 0:
+            return 0
+        if len(self.inputs) > 1 or not self.one_row_per_record:
+            raise ConfigError(
+                f"start_from_step={step} needs one record per row (one config, "
+                "grain_packing=False, truncate_documents=True); with packing, splitting or "
+                "mixing the records behind a step depend on the data. Restore a saved state "
+                "with iterator.set_state(...) instead: it is exact and as fast."
+            )
+        return self.schedule.rows_before(step) // self.host_count
+
+    def batches(self, first_step: int) -> grain.IterDataset:
+        position = self.first_position(first_step)
+        rows = [
+            document_rows(
+                i, host_index=self.host_index, host_count=self.host_count, first_position=position
+            )
+            for i in self.inputs
+        ]
+        mixed = grain.IterDataset.mix(rows, self.weights) if len(rows) > 1 else rows[0]
+        groups = in_worker_processes(
+            row_groups(mixed, self.schedule),
+            self.settings.worker_count,
+            self.settings.worker_buffer_size,
+        )
+        batches = BatchIterDataset(
+            groups, self.schedule, pad_remainder=not self.drop_remainder, first_step=first_step
+        )
+        LOGGER.info(
+            "Input pipeline on host %d of %d:\n%s", self.host_index, self.host_count, batches
+        )
+        return batches
+
+    def save(self, pipeline_state: Any) -> dict[str, Any]:
+        return {"setup": self.setup, "pipeline": pipeline_state}
+
+    def load(self, state: dict[str, Any]) -> tuple[int, Any]:
+        missing = [key for key in ("step", "setup", "pipeline") if key not in state]
+        if missing or not isinstance(state["setup"], dict):
+            raise ConfigError(
+                f"Cannot restore the data iterator: the state lacks {missing or ['setup']}; it "
+                "is not a state of an online reader (plan='online')."
+            )
+        differences = setup_differences(state["setup"], self.setup)
+        if differences:
+            raise ConfigError(
+                "Cannot restore the data iterator: the state was saved with another setup ("
+                + "; ".join(differences)
+                + "). Restore with the setup it was saved with; resuming on another number of "
+                "hosts needs plan='global'."
+            )
+        step = state["step"]
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ConfigError(f"Cannot restore the data iterator: its step {step!r} is not a step.")
+        return step, state["pipeline"]

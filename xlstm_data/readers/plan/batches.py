@@ -1,0 +1,267 @@
+"""Batches from a plan: global batch b is rows [R_b, R_b + G_b) of the epoch-ordered plan.
+
+The plan's rows are visited in a fresh seeded order every epoch. Epoch e is a stream of E row
+slots (the plan's rows, cut down to whole global batches with `drop_remainder`, or padded up
+with empty rows without it); slot i holds plan row `perm_e(i)`. Step b covers slots
+[R_b, R_b + G_b) of the stream of all epochs (R_b sums the ramp-up batch sizes before b), and
+host h of H reads the contiguous H-th of them that lands on its devices. A batch is therefore a
+pure function of (plan, seed, step): the same on any number of hosts, restorable from the step.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import grain
+import numpy as np
+
+from xlstm_data.documents import Documents, outside_vocabulary, ranges_index
+from xlstm_data.errors import InvalidRecordError
+from xlstm_data.packing import Placement
+from xlstm_data.permutation import EpochPermutations
+from xlstm_data.readers.plan.build import Plan
+from xlstm_data.readers.plan.store import load_plan
+from xlstm_data.schedule import BatchSchedule
+from xlstm_data.sources.protocol import DocumentSource
+from xlstm_data.stages.epochs import epoch_length
+from xlstm_data.stages.pack import materialize_rows
+from xlstm_data.stages.shift import shift_rows
+
+
+class EpochSlots:
+    """Which plan row sits in each slot of the stream of epochs (-1: an empty padding row)."""
+
+    def __init__(
+        self,
+        num_rows: int,
+        *,
+        global_batch_size: int,
+        drop_remainder: bool,
+        max_steps_per_epoch: int | None,
+        num_epochs: int | None,
+        shuffle: bool,
+        seed: int,
+    ):
+        self.num_rows = num_rows
+        self.slots_per_epoch = epoch_length(
+            num_rows,
+            global_batch_size=global_batch_size,
+            drop_remainder=drop_remainder,
+            max_steps_per_epoch=max_steps_per_epoch,
+            name="The plan",
+            unit="rows",
+        )
+        self.num_epochs = num_epochs
+        self.shuffle = shuffle
+        self._permutations = EpochPermutations(num_rows, seed)
+
+    @property
+    def total(self) -> int | None:
+        return None if self.num_epochs is None else self.slots_per_epoch * self.num_epochs
+
+    def rows(self, slots: np.ndarray) -> np.ndarray:
+        """Plan row of each slot, -1 for the empty rows that pad an epoch or follow the last."""
+        rows = np.full(len(slots), -1, dtype=np.int64)
+        epochs, within = np.divmod(slots, self.slots_per_epoch)
+        valid = within < self.num_rows
+        if self.total is not None:
+            valid &= slots < self.total
+        if not self.shuffle:
+            rows[valid] = within[valid]
+            return rows
+        for epoch in np.unique(epochs[valid]).tolist():
+            chosen = valid & (epochs == epoch)
+            rows[chosen] = self._permutations(epoch, within[chosen])
+        return rows
+
+
+# Tokens of a host's rows whose documents are read together: one read call per file for the
+# rows of many steps makes random reads several times cheaper than one call per step.
+TOKENS_PER_READ = 1 << 20
+
+
+def steps_per_read(local_rows: int, row_length: int) -> int:
+    """Steps whose rows hold about TOKENS_PER_READ tokens on one host (at least one)."""
+    return max(1, TOKENS_PER_READ // (local_rows * row_length))
+
+
+class PlanBatches(grain.MapDataset):
+    """Element i: this host's local batches of `steps_per_read` steps from
+    `first_step + i * steps_per_read` on, a list of `(fields, counts)` (see
+    `one_batch_at_a_time` for the flat stream).
+
+    The plan is reopened (memory-mapped) in every process from `plan_folder`; sources pickle
+    as paths. Tokens are read only for the documents the rows hold.
+    """
+
+    def __init__(
+        self,
+        *,
+        plan_folder: Path,
+        sources: list[DocumentSource],
+        prefixes: list[tuple[int, ...]],
+        suffixes: list[tuple[int, ...]],
+        slots: EpochSlots,
+        schedule: BatchSchedule,
+        host_index: int,
+        host_count: int,
+        row_length: int,
+        shift_target: Literal["inputs", "targets", "none"],
+        first_input_id: int,
+        vocab_sizes: list[int | None],
+        steps_per_read: int,
+        first_step: int = 0,
+    ):
+        super().__init__()
+        self.plan_folder = plan_folder
+        self.sources = sources
+        self.prefixes, self.suffixes = prefixes, suffixes
+        self.slots = slots
+        self.schedule = schedule
+        self.host_index, self.host_count = host_index, host_count
+        self.row_length = row_length
+        self.shift_target = shift_target
+        self.first_input_id = first_input_id
+        self.vocab_sizes = vocab_sizes
+        self.steps_per_read = steps_per_read
+        self.first_step = first_step
+        self._plan: Plan | None = None
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_plan": None}
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = load_plan(self.plan_folder)
+        return self._plan
+
+    def steps(self) -> int | None:
+        """Steps from `first_step` to the end (None: endless)."""
+        if self.slots.total is None:
+            return None
+        return max(0, self.schedule.steps_covering(self.slots.total) - self.first_step)
+
+    def __len__(self) -> int:
+        steps = self.steps()
+        return sys.maxsize if steps is None else -(-steps // self.steps_per_read)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        first = self.first_step + int(index) * self.steps_per_read
+        steps = self.steps()
+        last = first + self.steps_per_read
+        if steps is not None:
+            last = min(last, self.first_step + steps)
+        host_rows = []
+        for step in range(first, last):
+            local = self.schedule.local_rows(step)
+            first_slot = self.schedule.rows_before(step) + self.host_index * local
+            host_rows.append(self.slots.rows(np.arange(first_slot, first_slot + local)))
+        fields, real, row_tokens = self._materialize(np.concatenate(host_rows))
+        batches, begin = [], 0
+        for rows in host_rows:
+            end = begin + len(rows)
+            used = int(row_tokens[begin:end].sum())
+            counts = Counter(
+                rows=int(real[begin:end].sum()),
+                padding_rows=int((~real[begin:end]).sum()),
+                tokens=used,
+                padding_tokens=len(rows) * self.row_length - used,
+            )
+            batches.append((np.ascontiguousarray(fields[:, begin:end]), counts))
+            begin = end
+        return batches
+
+    def _materialize(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(stacked fields of the rows, which rows are real, tokens per row)."""
+        plan = self.plan
+        real = rows >= 0
+        begin = np.where(real, plan.row_starts[np.maximum(rows, 0)], 0)
+        count = np.where(real, plan.row_starts[np.maximum(rows, 0) + 1] - begin, 0)
+        pieces = ranges_index(begin, count)
+        piece_row = np.repeat(np.arange(len(rows)), count)
+        lengths = np.asarray(plan.piece_length[pieces], dtype=np.int64)
+        tokens = self._piece_tokens(
+            np.asarray(plan.piece_source[pieces]),
+            np.asarray(plan.piece_document[pieces]),
+            np.asarray(plan.piece_start[pieces]),
+            lengths,
+        )
+        # Pieces come row by row; a piece's offset is the tokens of its row before it.
+        row_tokens = np.bincount(piece_row, weights=lengths, minlength=len(rows)).astype(np.int64)
+        offset = (np.cumsum(lengths) - lengths) - (np.cumsum(row_tokens) - row_tokens)[piece_row]
+        # Empty rows get an empty piece, so that every row exists in the placement.
+        empty = np.flatnonzero(count == 0)
+        piece_row = np.concatenate([piece_row, empty])
+        lengths = np.concatenate([lengths, np.zeros(len(empty), np.int64)])
+        offset = np.concatenate([offset, np.zeros(len(empty), np.int64)])
+        placement = Placement(piece_row, offset, len(rows))
+        targets, segments, positions = materialize_rows(
+            Documents(tokens, lengths), placement, self.row_length
+        )
+        fields = shift_rows(
+            targets,
+            segments,
+            positions,
+            shift_target=self.shift_target,
+            first_input_id=self.first_input_id,
+        )
+        return fields, real, row_tokens
+
+    def _piece_tokens(
+        self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
+    ) -> np.ndarray:
+        """The tokens of every piece, back to back: each document read once, each piece one
+        slice of it (special tokens included)."""
+        pieces: list[np.ndarray] = [np.zeros(0, np.int32)] * len(source)
+        for index in np.unique(source).tolist():
+            chosen = np.flatnonzero(source == index)
+            unique, inverse = np.unique(document[chosen], return_inverse=True)
+            documents = Documents.from_lists(
+                list(self.sources[index].__getitems__(unique)),
+                prefix=self.prefixes[index],
+                suffix=self.suffixes[index],
+            )
+            self._check_vocabulary(index, documents, unique)
+            begin = documents.starts[inverse] + start[chosen]
+            for slot, a, b in zip(
+                chosen.tolist(), begin.tolist(), (begin + length[chosen]).tolist(), strict=True
+            ):
+                pieces[slot] = documents.tokens[a:b]
+        return np.concatenate(pieces)
+
+    def _check_vocabulary(self, index: int, documents: Documents, keys: np.ndarray) -> None:
+        bound = self.vocab_sizes[index]
+        bad = outside_vocabulary(documents, bound) if bound is not None else []
+        if len(bad):
+            raise InvalidRecordError(
+                f"{self.sources[index].describe(int(keys[bad[0]]))} holds ids outside "
+                f"[0, {bound}); the data does not belong to this vocabulary."
+            )
+
+    def __str__(self) -> str:
+        return (
+            f"PlanBatches(host {self.host_index}/{self.host_count}, from step "
+            f"{self.first_step}, {self.plan_folder.name})"
+        )
+
+
+class _Batches(grain.experimental.FlatMapTransform):
+    """The list of a `PlanBatches` element, one batch at a time."""
+
+    def __init__(self, max_fan_out: int):
+        self.max_fan_out = max_fan_out
+
+    def flat_map(self, element: list) -> list:
+        return element
+
+
+def one_batch_at_a_time(chunks: grain.IterDataset, steps_per_read: int) -> grain.IterDataset:
+    """The batches of a stream of `PlanBatches` elements, step after step (flattened after any
+    worker processes, which hand out whole elements in order)."""
+    return grain.experimental.FlatMapIterDataset(chunks, _Batches(steps_per_read))

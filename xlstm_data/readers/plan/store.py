@@ -1,0 +1,110 @@
+"""Plans on disk: one folder per fingerprint of the inputs, built once, memory-mapped after.
+
+The fingerprint covers everything a plan depends on (each source's files, record counts,
+tokenizer and a hash of its document lengths; weights; row length; seed; epoch size; window),
+so a plan is rebuilt exactly when one of them changes. A plan is written to a temporary
+folder and renamed into place, so several hosts may build it at once on a shared file system
+and a crash never leaves a half-written plan behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xlstm_data.io import atomic_folder
+from xlstm_data.readers.plan.build import Plan, build_plan
+
+LOGGER = logging.getLogger(__name__)
+
+PLAN_FORMAT_VERSION = 2
+_REPORT = "report.json"
+
+
+def plan_fingerprint(lengths: Sequence[np.ndarray], settings: dict[str, Any]) -> str:
+    """sha256 over the settings (JSON) and every source's document lengths."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for source_lengths in lengths:
+        digest.update(np.ascontiguousarray(source_lengths, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def load_plan(folder: Path) -> Plan:
+    """A saved plan, its arrays memory-mapped (nothing is read until used)."""
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in Plan.ARRAYS}
+    report = json.loads((folder / _REPORT).read_text())
+    return Plan(**arrays, report=report)
+
+
+def save_plan(plan: Plan, folder: Path) -> None:
+    """Writes the plan into a temporary sibling folder, then renames it to `folder` (another
+    host may have put the same plan there first)."""
+    with atomic_folder(folder) as partial:
+        for name in Plan.ARRAYS:
+            np.save(partial / f"{name}.npy", getattr(plan, name))
+        (partial / _REPORT).write_text(json.dumps(plan.report, indent=1) + "\n")
+
+
+def plan_for(
+    lengths: Sequence[np.ndarray],
+    weights: Sequence[float],
+    *,
+    plan_dir: Path,
+    settings: dict[str, Any],
+    row_length: int,
+    seed: int,
+    window_rows: int,
+    plan_tokens: int | None,
+    algorithm: str,
+    shuffle: bool,
+    truncate: Sequence[bool],
+) -> tuple[Plan, str]:
+    """The plan of these inputs: loaded when saved before, else built, saved and reported."""
+    all_settings = settings | {
+        "format": PLAN_FORMAT_VERSION,
+        "weights": list(weights),
+        "row_length": row_length,
+        "seed": seed,
+        "window_rows": window_rows,
+        "plan_tokens": plan_tokens,
+        "packing": algorithm,
+        "shuffle": shuffle,
+        "truncate": list(truncate),
+    }
+    fingerprint = plan_fingerprint(lengths, all_settings)
+    folder = Path(plan_dir) / fingerprint[:24]
+    if (folder / _REPORT).is_file():
+        LOGGER.info("Using the plan in %s.", folder)
+        return load_plan(folder), fingerprint
+    plan = build_plan(
+        lengths,
+        weights,
+        row_length=row_length,
+        seed=seed,
+        window_rows=window_rows,
+        plan_tokens=plan_tokens,
+        algorithm=algorithm,
+        shuffle=shuffle,
+        truncate=truncate,
+    )
+    plan.report["fingerprint"] = fingerprint
+    save_plan(plan, folder)
+    LOGGER.info("Built a global plan in %s: %s", folder, _summary(plan.report))
+    return load_plan(folder), fingerprint
+
+
+def _summary(report: dict) -> str:
+    return (
+        f"{report['documents']:,} documents, {report['epoch_tokens']:,} tokens, "
+        f"{report['rows']:,} rows, padding {report['padding_fraction']:.3%}, "
+        f"{report['split_documents']:,} split documents; token share per source "
+        f"{report['realised_token_share']} for weights {report['weights']} (largest "
+        f"deviation {report['largest_share_deviation']:.4%}); epochs per source "
+        f"{report['epochs_per_source']}"
+    )

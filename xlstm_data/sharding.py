@@ -1,0 +1,91 @@
+"""Where a host's rows go on the mesh: the data axes, the rows each process holds, and the
+transfer of a local batch into global `jax.Array`s."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from xlstm_data.errors import ConfigError
+from xlstm_data.llm_batch import LLMBatch
+from xlstm_data.stages.shift import layout
+
+# Mesh axes that split the batch, when the caller does not name them.
+DATA_AXIS_NAMES = ("data", "dp", "fsdp", "replica", "batch")
+
+
+def data_axes(mesh: Mesh, names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The mesh axes the batch dimension is sharded over."""
+    if names is not None:
+        unknown = [n for n in names if n not in mesh.axis_names]
+        if unknown:
+            raise ConfigError(
+                f"data_axis_names {unknown} are not axes of the mesh {mesh.axis_names}."
+            )
+        return tuple(names)
+    axes = tuple(n for n in mesh.axis_names if n in DATA_AXIS_NAMES)
+    if not axes:
+        raise ConfigError(
+            f"None of the mesh axes {mesh.axis_names} is a known data axis "
+            f"{DATA_AXIS_NAMES}; pass data_axis_names=... to make_grain_iterator."
+        )
+    return axes
+
+
+def data_parallel_size(mesh: Mesh, axes: Sequence[str]) -> int:
+    return int(np.prod([mesh.shape[a] for a in axes]))
+
+
+def host_rows(sharding: NamedSharding, global_shape: tuple[int, int]) -> tuple[int, int]:
+    """[begin, end) of the global rows held by this process's devices."""
+    slices = sharding.addressable_devices_indices_map(global_shape).values()
+    begins = [s[0].start or 0 for s in slices]
+    ends = [global_shape[0] if s[0].stop is None else s[0].stop for s in slices]
+    return min(begins), max(ends)
+
+
+def check_host_rows(
+    mesh: Mesh, axes: Sequence[str], global_batch_size: int, host_index: int, host_count: int
+) -> None:
+    """Raises unless this process's devices hold the rows it loads as host `host_index`."""
+    sharding = NamedSharding(mesh, PartitionSpec(tuple(axes)))
+    begin, end = host_rows(sharding, (global_batch_size, 1))
+    local = global_batch_size // host_count
+    expected = (host_index * local, (host_index + 1) * local)
+    if (begin, end) != expected:
+        raise ConfigError(
+            f"Process {jax.process_index()} holds rows [{begin}, {end}) of the global batch "
+            f"on the mesh, but as data-loading host {host_index} of {host_count} it would load "
+            f"rows [{expected[0]}, {expected[1]}). Order process_indices like the processes' "
+            "devices along the mesh's data axes."
+        )
+
+
+class GlobalArrays:
+    """Local batch (the fields stacked, [4 or 6, rows, length]) → `LLMBatch` of global arrays.
+
+    One transfer of the stacked fields, then one compiled split into the arrays: a third of the
+    cost of separate transfers, and a single host-to-device copy on accelerators.
+    """
+
+    def __init__(self, mesh: Mesh, data_axis_names: tuple[str, ...], host_count: int):
+        self.host_count = host_count
+        self.stacked_sharding = NamedSharding(mesh, PartitionSpec(None, data_axis_names))
+        self.split = jax.jit(
+            lambda stacked: tuple(stacked[i] for i in range(stacked.shape[0])),
+            out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)),
+        )
+
+    def __call__(self, item: tuple[np.ndarray, Counter]) -> tuple[LLMBatch, Counter]:
+        fields, counts = item
+        fields_count, rows, length = fields.shape
+        global_shape = (fields_count, rows * self.host_count, length)
+        stacked = jax.make_array_from_process_local_data(
+            self.stacked_sharding, fields, global_shape
+        )
+        arrays = self.split(stacked)
+        return LLMBatch(*(arrays[i] for i in layout(fields))), counts

@@ -1,0 +1,70 @@
+"""The written interface of a data source: everything the readers ask of one, and nothing more.
+
+A source is a Grain `RandomAccessDataSource` of records, one document each, that also reads a
+batch of keys at once, says where a record lives, identifies its data, and tells what it knows
+about its tokens. Sources subclass `DocumentSource` to inherit the defaults of what they do not
+know. Arbitrary datasets (for `preprocess_dataset`) are adapted by `adapter.as_document_source`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import grain
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    """What a pre-tokenized source says about its ids (None: nothing)."""
+
+    vocab_size: int | None = None
+    eod_token_id: int | None = None
+    tokenizer_fingerprint: str | None = None
+    """The `Tokenizer.fingerprint` of the tokenizer that made the ids."""
+
+
+@runtime_checkable
+class DocumentSource(grain.sources.RandomAccessDataSource, Protocol):
+    """Records (UTF-8 text, token arrays or dicts holding either) under keys 0 … len - 1."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: int) -> Any: ...
+
+    def __getitems__(self, keys: Sequence[int]) -> list[Any]:
+        """The records at `keys`, in that order, with one batched read where storage allows."""
+        ...
+
+    def describe(self, key: int) -> str:
+        """Where record `key` is, for error messages ("record 3 of /data/train_000001.arecord")."""
+        ...
+
+    def identity(self) -> str:
+        """Identifies the data for saved states and plans: the same data gives the same text
+        wherever it is mounted, other data another."""
+        ...
+
+    def document_lengths(self) -> np.ndarray | None:
+        """Tokens per document where known without reading every record (pre-tokenized
+        sources), else None. Global plans need them."""
+        return None
+
+    @property
+    def token_info(self) -> TokenInfo:
+        return TokenInfo()
+
+    def plans_folder(self) -> Path | None:
+        """Where global plans of this data are kept unless `plan_dir` says otherwise."""
+        return None
+
+
+def files_identity(records: int, files: Sequence[str | Path]) -> str:
+    """Record count and file names (not folders: data may be mounted elsewhere on restore)."""
+    names = sorted(Path(f).name for f in files)
+    digest = hashlib.sha256(repr(names).encode()).hexdigest()[:16]
+    return f"{records} records in {len(names)} files ({digest})"

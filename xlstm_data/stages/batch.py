@@ -1,0 +1,113 @@
+"""Rows → local batches whose size follows the `BatchSchedule`, padded or dropped at the end.
+
+Worker processes hand rows on in groups of `schedule.group_rows` (the greatest common divisor
+of every local batch size of the schedule), joined by `join_rows` in Grain's own `batch`; the
+main process then joins as many groups as the current step needs. The step count lives in the
+main process, so ramp-up stays exact with any number of workers and after a restore. The end
+of a finite stream is handled here and only here: the last partial batch is padded with fully
+masked rows (`pad_remainder`) or dropped, and either is counted or logged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import numpy as np
+
+from xlstm_data.schedule import BatchSchedule
+from xlstm_data.stages.pack import Row
+
+LOGGER = logging.getLogger(__name__)
+
+
+def join_rows(rows: Sequence[Row]) -> tuple[np.ndarray, Counter]:
+    """The rows' stacked fields as one [4 or 6, rows, length] array (a slice of their window
+    when they are consecutive rows of it, else stacked) and their counts, summed."""
+    counts: Counter = Counter()
+    for row in rows:
+        if row.counts:
+            counts.update(row.counts)
+    first = rows[0]
+    consecutive = all(
+        row.fields is first.fields and row.index == first.index + i for i, row in enumerate(rows)
+    )
+    if consecutive:
+        fields = np.ascontiguousarray(first.fields[:, first.index : first.index + len(rows)])
+    else:
+        fields = np.stack([row.values for row in rows], axis=1)
+    return fields, counts
+
+
+def row_groups(rows: grain.IterDataset, schedule: BatchSchedule) -> grain.IterDataset:
+    """`rows` in groups of `schedule.group_rows` (the last group may be smaller)."""
+    return rows.batch(schedule.group_rows, batch_fn=join_rows)
+
+
+class BatchIterDataset(grain.IterDataset):
+    """Grain IterDataset: row groups `(fields, counts)` → local batches `(fields, counts)` of
+    `schedule.local_rows(step)` rows, from step `first_step` on."""
+
+    def __init__(
+        self,
+        parent: grain.IterDataset,
+        schedule: BatchSchedule,
+        *,
+        pad_remainder: bool,
+        first_step: int = 0,
+    ):
+        super().__init__(parent)
+        self.schedule = schedule
+        self.pad_remainder = pad_remainder
+        self.first_step = first_step
+
+    def __iter__(self) -> _BatchIterator:
+        return _BatchIterator(self._parent.__iter__(), self)
+
+    def __str__(self) -> str:
+        end = "pad" if self.pad_remainder else "drop"
+        return f"BatchIterDataset(groups of {self.schedule.group_rows} rows, {end} the remainder)"
+
+
+class _BatchIterator(grain.DatasetIterator):
+    def __init__(self, parent: grain.DatasetIterator, spec: BatchIterDataset):
+        super().__init__(parent)
+        self._spec = spec
+        self._step = spec.first_step
+
+    def __next__(self) -> tuple[np.ndarray, Counter]:
+        spec = self._spec
+        rows = spec.schedule.local_rows(self._step)
+        groups, got = [], 0
+        for fields, counts in itertools.islice(self._parent, rows // spec.schedule.group_rows):
+            groups.append((fields, counts))
+            got += fields.shape[1]
+            if got < len(groups) * spec.schedule.group_rows:
+                break  # the last, partial group of the stream
+        if not groups or (got < rows and not spec.pad_remainder):
+            if groups:
+                LOGGER.warning("Dropped the last %d rows of the stream (drop_remainder=True).", got)
+            raise StopIteration
+        self._step += 1
+        if len(groups) == 1 and got == rows:
+            return groups[0]
+        counts: Counter = Counter()
+        for _, group_counts in groups:
+            counts.update(group_counts)
+        if got < rows:  # the end of a finite stream: fully masked rows
+            count, _, length = groups[0][0].shape
+            groups.append((np.zeros((count, rows - got, length), np.int32), None))
+            counts["padding_rows"] += rows - got
+            counts["padding_tokens"] += (rows - got) * length
+        return np.concatenate([fields for fields, _ in groups], axis=1), counts
+
+    def get_state(self) -> dict[str, Any]:
+        return {"parent": self._parent.get_state(), "step": self._step}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._parent.set_state(state["parent"])
+        self._step = state["step"]

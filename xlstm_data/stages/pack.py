@@ -1,0 +1,262 @@
+"""The packer: documents → rows of `row_length` tokens, several documents per row (packed) or
+one per row.
+
+Packing works on arrays of lengths: a window of documents (about `window_rows` rows' worth of
+tokens) is placed by a packing algorithm (`xlstm_data/packing/`), then its tokens are copied
+into the rows with one concatenation of views. Only the placement loop runs per document, over
+plain integers, so packing costs a few microseconds per document whatever the row length.
+
+A window is a pure function of where it starts in the document stream, which makes the
+iterator state small and restoring it cheap: (parent state before the window's first block,
+documents to skip in that block, rows already emitted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any, Literal
+
+import grain
+import numpy as np
+
+from xlstm_data.documents import TOKEN_DTYPE, Documents
+from xlstm_data.packing import Placement, place
+from xlstm_data.stages.shift import shift_rows
+
+
+@dataclasses.dataclass
+class Row:
+    """Row `index` of a window's stacked fields ([4 or 6, rows, length], `shift_rows`), and what the
+    pipeline counted up to it (documents, tokens, padding …), if anything."""
+
+    fields: np.ndarray
+    index: int
+    counts: Counter | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """The row's stacked fields, [4 or 6, length]."""
+        return self.fields[:, self.index]
+
+
+def materialize_rows(
+    documents: Documents, placement: Placement, row_length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement.
+
+    The documents are laid out in row order, each row closed by its padding, and every array is
+    built by one concatenation of views: a single copy per token, no index arrays.
+    """
+    shape = (placement.num_rows, row_length)
+    placed = np.flatnonzero(placement.row >= 0)
+    if not len(placed):
+        return tuple(np.zeros(shape, np.int32) for _ in range(3))
+    order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
+    rows = placement.row[order]
+    lengths = documents.lengths[order]
+    starts = documents.starts[order]
+    last_of_row = np.r_[rows[1:] != rows[:-1], True]
+    first_of_row = np.r_[True, last_of_row[:-1]]
+    # Segment ids count 1, 2, … along each row; padding pieces get 0.
+    index = np.arange(len(order))
+    segment_of_doc = index - np.maximum.accumulate(np.where(first_of_row, index, 0)) + 1
+    padding = row_length - np.bincount(rows, weights=lengths, minlength=placement.num_rows)
+    padding = padding.astype(np.int64)[rows[last_of_row]]
+
+    # Pieces in output order: each row's documents, then its padding (a slice of zeros kept
+    # after the tokens, so every piece is a view of one buffer).
+    pieces = len(order) + len(padding)
+    piece_starts = np.empty(pieces, np.int64)
+    piece_lengths = np.empty(pieces, np.int64)
+    piece_segments = np.zeros(pieces, np.int32)
+    doc_slots = np.arange(len(order)) + np.cumsum(last_of_row) - last_of_row
+    pad_slots = doc_slots[last_of_row] + 1
+    piece_starts[doc_slots], piece_lengths[doc_slots] = starts, lengths
+    piece_segments[doc_slots] = segment_of_doc
+    piece_starts[pad_slots], piece_lengths[pad_slots] = len(documents.tokens), padding
+    zeros = np.zeros(row_length, TOKEN_DTYPE)
+    tokens = np.concatenate([documents.tokens, zeros])
+    # Positions count 0, 1, … within documents: slices of [0..row_length) or, for padding, of
+    # the zeros after it.
+    counting = np.concatenate([np.arange(row_length, dtype=np.int32), zeros])
+    counting_starts = np.where(piece_segments > 0, 0, row_length)
+    targets = _gather_spans(tokens, piece_starts, piece_lengths).reshape(shape)
+    segments = np.repeat(piece_segments, piece_lengths).reshape(shape)
+    positions = _gather_spans(counting, counting_starts, piece_lengths).reshape(shape)
+    return targets, segments, positions
+
+
+def _gather_spans(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """values[s:s+n] for every (s, n), concatenated: one copy, no index arrays."""
+    ends = (starts + lengths).tolist()
+    return np.concatenate([values[a:b] for a, b in zip(starts.tolist(), ends, strict=True)])
+
+
+def segments_from_eod(
+    targets: np.ndarray, segment_ids: np.ndarray, eod_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment ids and positions of rows that may hold several documents separated by EOD.
+
+    A new segment starts at the beginning of a row and after every EOD token; padding
+    (segment 0 on input) stays 0.
+    """
+    valid = segment_ids > 0
+    starts = np.zeros(targets.shape, dtype=bool)
+    starts[:, 0] = True
+    starts[:, 1:] = targets[:, :-1] == eod_id
+    starts &= valid
+    segments = np.where(valid, np.cumsum(starts, axis=1), 0).astype(np.int32)
+    index = np.broadcast_to(np.arange(targets.shape[1]), targets.shape)
+    last_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    positions = np.where(valid, index - last_start, 0).astype(np.int32)
+    return segments, positions
+
+
+class PackIterDataset(grain.IterDataset):
+    """Grain IterDataset: blocks of `Documents` (each ≤ row_length) → `Row`s.
+
+    `algorithm` ("best_fit", "first_fit"; see `xlstm_data.packing`) fills rows over windows of
+    about `window_rows` rows' worth of tokens; "none" gives every document its own row (a window
+    is then `window_rows` documents). `eod_id` (unpacked only) marks segment starts inside
+    pre-tokenized records. A window's rows are shifted into the batch fields at once
+    (`shift_target`, `first_input_id`), so batches of consecutive rows are slices.
+    """
+
+    def __init__(
+        self,
+        parent: grain.IterDataset,
+        *,
+        row_length: int,
+        window_rows: int,
+        algorithm: str,
+        shift_target: Literal["inputs", "targets", "none"] = "inputs",
+        first_input_id: int = 0,
+        eod_id: int | None = None,
+    ):
+        super().__init__(parent)
+        self.row_length = row_length
+        self.window_rows = window_rows
+        self.algorithm = algorithm
+        self.packed = algorithm != "none"
+        self.shift_target = shift_target
+        self.first_input_id = first_input_id
+        self.eod_id = eod_id
+
+    def __iter__(self) -> _PackIterator:
+        return _PackIterator(self._parent.__iter__(), self)
+
+    def __str__(self) -> str:
+        return (
+            f"PackIterDataset(row_length={self.row_length}, {self.algorithm}, "
+            f"window_rows={self.window_rows})"
+        )
+
+
+class _PackIterator(grain.DatasetIterator):
+    def __init__(self, parent: grain.DatasetIterator, spec: PackIterDataset):
+        super().__init__(parent)
+        self._spec = spec
+        self._reset(parent.get_state(), skip_documents=0, skip_rows=0)
+
+    def _reset(self, block_state: Any, skip_documents: int, skip_rows: int) -> None:
+        self._block: Documents | None = None
+        self._block_state = block_state  # parent state before `self._block` was read
+        self._next_document = skip_documents
+        self._window_state = (block_state, skip_documents)
+        self._fields: np.ndarray | None = None
+        self._next_row = skip_rows
+        self._pending_counts: Counter = Counter()
+
+    def _read_block(self) -> bool:
+        self._block_state = self._parent.get_state()
+        try:
+            block = next(self._parent)
+        except StopIteration:
+            return False
+        skip = self._next_document if self._block is None else 0
+        self._block, self._next_document = block, skip
+        self._pending_counts.update(block.counts)
+        return True
+
+    def _take_window(self) -> Documents | None:
+        """Documents of the next window, or None at the end of the stream."""
+        spec = self._spec
+        budget = spec.window_rows * spec.row_length if spec.packed else spec.window_rows
+        pieces: list[Documents] = []
+        taken = 0
+        while taken < budget:
+            if self._block is None or self._next_document >= len(self._block):
+                if not self._read_block():
+                    break
+                if not pieces:
+                    self._window_state = (self._block_state, self._next_document)
+                continue
+            if not pieces:
+                self._window_state = (self._block_state, self._next_document)
+            lengths = self._block.lengths[self._next_document :]
+            if spec.packed:
+                fits = int(np.searchsorted(np.cumsum(lengths), budget - taken, side="right"))
+                count = max(fits, 1 if taken == 0 else 0)
+                taken += int(lengths[:count].sum()) if count else budget
+            else:
+                count = min(len(lengths), budget - taken)
+                taken += count
+            pieces.append(self._block.take(self._next_document, self._next_document + count))
+            self._next_document += count
+        if not pieces:
+            return None
+        return Documents.concatenate(pieces)
+
+    def _build_window(self) -> bool:
+        documents = self._take_window()
+        if documents is None:
+            return False
+        spec = self._spec
+        placement = place(documents.lengths, spec.row_length, spec.algorithm)
+        targets, segments, positions = materialize_rows(documents, placement, spec.row_length)
+        if spec.eod_id is not None and not spec.packed:
+            segments, positions = segments_from_eod(targets, segments, spec.eod_id)
+        self._fields = shift_rows(
+            targets,
+            segments,
+            positions,
+            shift_target=spec.shift_target,
+            first_input_id=spec.first_input_id,
+        )
+        counts = self._pending_counts
+        counts["rows"] += placement.num_rows
+        counts["tokens"] += int(documents.lengths.sum())
+        counts["padding_tokens"] += placement.num_rows * spec.row_length - int(
+            documents.lengths.sum()
+        )
+        counts["documents"] += int((documents.lengths > 0).sum())
+        return True
+
+    def __next__(self) -> Row:
+        while self._fields is None or self._next_row >= self._fields.shape[1]:
+            skip_rows = self._next_row if self._fields is None else 0
+            if not self._build_window():
+                raise StopIteration
+            self._next_row = skip_rows
+            if skip_rows:  # restored mid-window: what was counted before the save stays counted
+                self._pending_counts = Counter()
+        index = self._next_row
+        self._next_row += 1
+        counts = None
+        if self._pending_counts:
+            counts, self._pending_counts = self._pending_counts, Counter()
+        return Row(self._fields, index, counts)
+
+    def get_state(self) -> dict[str, Any]:
+        block_state, skip_documents = self._window_state
+        if self._fields is not None and self._next_row >= self._fields.shape[1]:
+            # Window used up: the next one starts where this one stopped reading.
+            block_state, skip_documents, rows = self._block_state, self._next_document, 0
+        else:
+            rows = self._next_row
+        return {"parent": block_state, "skip_documents": skip_documents, "skip_rows": rows}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._parent.set_state(state["parent"])
+        self._reset(state["parent"], state["skip_documents"], state["skip_rows"])

@@ -1,0 +1,93 @@
+"""From packed rows to the six `LLMBatch` fields: shift, segmentations, positions.
+
+With `shift_target="inputs"` (the default) a row holds the targets and the inputs are the
+targets shifted right by one, starting with the end-of-document token:
+
+    targets:              [1, 2, 3, E, 4, 5, E, 0]
+    inputs:               [E, 1, 2, 3, E, 4, 5, E]
+    targets_segmentation: [1, 1, 1, 1, 2, 2, 2, 0]   (inputs_segmentation is the same)
+    targets_position:     [0, 1, 2, 3, 0, 1, 2, 0]   (inputs_position is the same)
+
+With `shift_target="targets"` a row holds length + 1 tokens: inputs are its first `length`,
+targets its last `length` (nanoGPT's x and y); a target in another segment than its input is
+masked.
+With `shift_target="none"` inputs and targets are the same tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+BATCH_FIELDS = (
+    "inputs",
+    "targets",
+    "inputs_position",
+    "inputs_segmentation",
+    "targets_position",
+    "targets_segmentation",
+)
+
+
+# Which row of a stacked batch holds each of BATCH_FIELDS. Unless the targets shift left,
+# inputs and targets share positions and segmentation, so a batch stacks only four arrays.
+SHARED_LAYOUT = (0, 1, 2, 3, 2, 3)
+FULL_LAYOUT = (0, 1, 2, 3, 4, 5)
+
+
+def stacked_field_count(shift_target: Literal["inputs", "targets", "none"]) -> int:
+    """Arrays in a stacked batch: 6 when the targets shift left, else 4."""
+    return len(FULL_LAYOUT) if shift_target == "targets" else len(set(SHARED_LAYOUT))
+
+
+def layout(fields: np.ndarray) -> tuple[int, ...]:
+    """Row of `fields` (a stacked batch) that holds each of BATCH_FIELDS."""
+    return FULL_LAYOUT if len(fields) == len(FULL_LAYOUT) else SHARED_LAYOUT
+
+
+def field(fields: np.ndarray, name: str) -> np.ndarray:
+    """The named `LLMBatch` field of a stacked batch [4 or 6, rows, length]."""
+    return fields[layout(fields)[BATCH_FIELDS.index(name)]]
+
+
+def shift_rows(
+    tokens: np.ndarray,
+    segment_ids: np.ndarray,
+    positions: np.ndarray,
+    *,
+    shift_target: Literal["inputs", "targets", "none"],
+    first_input_id: int,
+) -> np.ndarray:
+    """The `LLMBatch` fields of rows [rows, row length] as one stacked int32 array
+    [4 or 6, rows, length] (see `layout`): one block to transfer to the devices or to pass
+    between processes. Fully masked rows (segment ids all 0) come out all zero."""
+    count, width = tokens.shape
+    if shift_target == "targets":
+        out = np.empty((len(FULL_LAYOUT), count, width - 1), dtype=np.int32)
+        (
+            inputs,
+            targets,
+            inputs_position,
+            inputs_segmentation,
+            targets_position,
+            targets_segmentation,
+        ) = out
+        inputs[:], targets[:] = tokens[:, :-1], tokens[:, 1:]
+        inputs_position[:], inputs_segmentation[:] = positions[:, :-1], segment_ids[:, :-1]
+        # A target in another document than its input is masked: predicting a new document
+        # from the previous one's end would leak across them.
+        same = (segment_ids[:, 1:] == segment_ids[:, :-1]) & (segment_ids[:, :-1] > 0)
+        np.multiply(inputs_position, same, out=targets_position)
+        np.multiply(inputs_segmentation, same, out=targets_segmentation)
+        return out
+    out = np.empty((stacked_field_count(shift_target), count, width), dtype=np.int32)
+    inputs, targets, out[2], out[3] = out[0], out[1], positions, segment_ids
+    targets[:] = tokens
+    if shift_target == "inputs":
+        # Rows start with a document unless they are empty (fully masked, all zero).
+        inputs[:, 0] = (segment_ids[:, 0] > 0) * first_input_id
+        inputs[:, 1:] = tokens[:, :-1]
+    else:
+        inputs[:] = tokens
+    return out

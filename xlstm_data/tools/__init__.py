@@ -1,0 +1,2 @@
+"""Command-line tools and what they run: the token cache (prepare, merge), the demo, and the
+generated demo corpus."""

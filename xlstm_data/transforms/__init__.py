@@ -1,1 +1,0 @@
-"""Grain transformations of the data path: parse, tokenize, chunk, pack, shift."""
