@@ -3,6 +3,7 @@ transfer of a local batch into global `jax.Array`s."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 
@@ -75,10 +76,7 @@ class GlobalArrays:
     def __init__(self, mesh: Mesh, data_axis_names: tuple[str, ...], host_count: int):
         self.host_count = host_count
         self.stacked_sharding = NamedSharding(mesh, PartitionSpec(None, data_axis_names))
-        self.split = jax.jit(
-            lambda stacked: tuple(stacked[i] for i in range(stacked.shape[0])),
-            out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)),
-        )
+        self.split = _split(mesh, data_axis_names)
 
     def __call__(self, item: tuple[np.ndarray, Counter]) -> tuple[LLMBatch, Counter]:
         fields, counts = item
@@ -89,3 +87,13 @@ class GlobalArrays:
         )
         arrays = self.split(stacked)
         return LLMBatch(*(arrays[i] for i in layout(fields))), counts
+
+
+@functools.lru_cache(maxsize=32)
+def _split(mesh: Mesh, data_axis_names: tuple[str, ...]):
+    """The compiled split of a stacked batch into its arrays, shared by every iterator on the
+    mesh (a training and an evaluation iterator compile it once)."""
+    return jax.jit(
+        lambda stacked: tuple(stacked[i] for i in range(stacked.shape[0])),
+        out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)),
+    )

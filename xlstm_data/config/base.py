@@ -219,6 +219,15 @@ class DataConfig:
             )
         require(
             self,
+            "vocab_size",
+            self.vocab_size is None or not self.tokenize_data,
+            "checks pre-tokenized ids; with tokenize_data=True the tokenizer's vocabulary "
+            "applies, so remove it",
+        )
+        if self.vocab_size is not None:
+            require(self, "vocab_size", self.vocab_size >= 1, "must be at least 1")
+        require(
+            self,
             "packing",
             not (self.grain_packing and self.packing == "none"),
             "contradicts grain_packing=True; set one of them",

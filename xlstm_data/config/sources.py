@@ -21,6 +21,9 @@ class GrainArrayRecordsDataConfig(DataConfig):
     """Folder holding one sub-folder of shards per split."""
     file_extension: str = ".arecord"
     """Ending of the shard files."""
+    data_column: str = setting(
+        "text", readers=(), instead="records are raw UTF-8 text or int32 token arrays"
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -15,6 +15,7 @@ import grain
 
 from xlstm_data.config.settings import LoaderSettings
 from xlstm_data.errors import ConfigError
+from xlstm_data.readers.base import ReaderBase
 from xlstm_data.readers.inputs import Input
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.padded import PaddedDataset
@@ -22,7 +23,6 @@ from xlstm_data.stages.batch import BatchIterDataset, row_groups
 from xlstm_data.stages.epochs import EpochBlocks, epoch_length
 from xlstm_data.stages.pack import PackIterDataset
 from xlstm_data.stages.parse import ParseText, ParseTokens, ReadRecords
-from xlstm_data.stages.shift import stacked_field_count
 from xlstm_data.stages.split import SplitDocuments, TruncateDocuments
 from xlstm_data.stages.tokenize import Tokenize
 from xlstm_data.state import pipeline_setup, setup_differences
@@ -100,7 +100,7 @@ def document_rows(
     )
 
 
-class OnlineReader:
+class OnlineReader(ReaderBase):
     """Local batches of one source, or of a weighted mixture, packed while reading."""
 
     state_is_host_independent = False
@@ -115,14 +115,14 @@ class OnlineReader:
         host_index: int,
         host_count: int,
     ):
-        self.inputs = list(inputs)
-        self.weights = list(weights)
-        self.settings = settings
-        self.schedule = schedule
-        self.host_index, self.host_count = host_index, host_count
-        self.max_target_length = settings.max_target_length
-        self.stacked_fields = stacked_field_count(settings.shift_target)
-        self.drop_remainder = settings.drop_remainder
+        super().__init__(
+            inputs,
+            weights,
+            settings,
+            schedule=schedule,
+            host_index=host_index,
+            host_count=host_count,
+        )
         # Every record gives exactly one row: all hosts make as many, positions follow steps.
         self.one_row_per_record = all(
             i.config.placement == "none" and i.config.truncate_documents for i in self.inputs
@@ -146,10 +146,6 @@ class OnlineReader:
                 "A mixture with num_epochs=%d ends when its first source runs out.",
                 settings.num_epochs,
             )
-
-    @property
-    def names(self) -> list[str]:
-        return [i.name for i in self.inputs]
 
     def first_position(self, step: int) -> int:
         """This host's record position at `step`, where rows map 1:1 to records."""

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import grain
 
 from xlstm_data.errors import ConfigError
-
-LOGGER = logging.getLogger(__name__)
+from xlstm_data.stages.epochs import epoch_length
 
 
 class PaddedDataset(grain.sources.RandomAccessDataSource):
@@ -73,6 +70,11 @@ def read_records(dataset: Any, keys: list[int], column_name: str) -> list[Any]:
 
 def pad_dataset(dataset: Any, global_batch_size: int, column_name: str) -> PaddedDataset:
     """`dataset` padded to the next multiple of `global_batch_size` records."""
-    padded_length = math.ceil(len(dataset) / global_batch_size) * global_batch_size
-    LOGGER.info("Padding dataset of %d records to %d.", len(dataset), padded_length)
+    padded_length = epoch_length(
+        len(dataset),
+        global_batch_size=global_batch_size,
+        drop_remainder=False,
+        max_steps_per_epoch=None,
+        name=type(dataset).__name__,
+    )
     return PaddedDataset(dataset, padded_length, column_name)

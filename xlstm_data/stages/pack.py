@@ -138,7 +138,6 @@ class PackIterDataset(grain.IterDataset):
         self.row_length = row_length
         self.window_rows = window_rows
         self.algorithm = algorithm
-        self.packed = algorithm != "none"
         self.shift_target = shift_target
         self.first_input_id = first_input_id
         self.eod_id = eod_id
@@ -182,7 +181,9 @@ class _PackIterator(grain.DatasetIterator):
     def _take_window(self) -> Documents | None:
         """Documents of the next window, or None at the end of the stream."""
         spec = self._spec
-        budget = spec.window_rows * spec.row_length if spec.packed else spec.window_rows
+        # A window holds window_rows rows' worth of tokens, or unpacked, window_rows documents.
+        packs = spec.algorithm != "none"
+        budget = spec.window_rows * spec.row_length if packs else spec.window_rows
         pieces: list[Documents] = []
         taken = 0
         while taken < budget:
@@ -195,7 +196,7 @@ class _PackIterator(grain.DatasetIterator):
             if not pieces:
                 self._window_state = (self._block_state, self._next_document)
             lengths = self._block.lengths[self._next_document :]
-            if spec.packed:
+            if packs:
                 fits = int(np.searchsorted(np.cumsum(lengths), budget - taken, side="right"))
                 count = max(fits, 1 if taken == 0 else 0)
                 taken += int(lengths[:count].sum()) if count else budget
@@ -215,7 +216,7 @@ class _PackIterator(grain.DatasetIterator):
         spec = self._spec
         placement = place(documents.lengths, spec.row_length, spec.algorithm)
         targets, segments, positions = materialize_rows(documents, placement, spec.row_length)
-        if spec.eod_id is not None and not spec.packed:
+        if spec.eod_id is not None and spec.algorithm == "none":
             segments, positions = segments_from_eod(targets, segments, spec.eod_id)
         self._fields = shift_rows(
             targets,

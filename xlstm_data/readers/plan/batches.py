@@ -81,11 +81,13 @@ class EpochSlots:
 # Tokens of a host's rows whose documents are read together: one read call per file for the
 # rows of many steps makes random reads several times cheaper than one call per step.
 TOKENS_PER_READ = 1 << 20
+# ... but never more steps than this, so that small batches do not read far ahead of need.
+MAX_STEPS_PER_READ = 64
 
 
 def steps_per_read(local_rows: int, row_length: int) -> int:
-    """Steps whose rows hold about TOKENS_PER_READ tokens on one host (at least one)."""
-    return max(1, TOKENS_PER_READ // (local_rows * row_length))
+    """Steps whose rows hold about TOKENS_PER_READ tokens on one host (1 to 64)."""
+    return max(1, min(MAX_STEPS_PER_READ, TOKENS_PER_READ // (local_rows * row_length)))
 
 
 class PlanBatches(grain.MapDataset):

@@ -15,6 +15,7 @@ import numpy as np
 
 from xlstm_data.config.settings import LoaderSettings
 from xlstm_data.errors import ConfigError
+from xlstm_data.readers.base import ReaderBase
 from xlstm_data.readers.inputs import Input
 from xlstm_data.readers.plan.batches import (
     EpochSlots,
@@ -24,7 +25,6 @@ from xlstm_data.readers.plan.batches import (
 )
 from xlstm_data.readers.plan.store import plan_for
 from xlstm_data.schedule import BatchSchedule
-from xlstm_data.stages.shift import stacked_field_count
 from xlstm_data.workers import in_worker_processes, read_options
 
 
@@ -42,7 +42,7 @@ def _document_lengths(input: Input) -> np.ndarray:
     return np.where(raw > 0, raw + extra, 0)
 
 
-class PlanReader:
+class PlanReader(ReaderBase):
     """Local batches of a global plan over one source or a weighted mixture."""
 
     state_is_host_independent = True
@@ -58,13 +58,14 @@ class PlanReader:
         host_index: int,
         host_count: int,
     ):
-        self.inputs = list(inputs)
-        self.settings = settings
-        self.schedule = schedule
-        self.host_index, self.host_count = host_index, host_count
-        self.max_target_length = settings.max_target_length
-        self.stacked_fields = stacked_field_count(settings.shift_target)
-        self.drop_remainder = settings.drop_remainder
+        super().__init__(
+            inputs,
+            weights,
+            settings,
+            schedule=schedule,
+            host_index=host_index,
+            host_count=host_count,
+        )
         first = self.inputs[0]
         first_inputs = {i.tokens.first_input_id for i in self.inputs}
         if len(first_inputs) > 1:
@@ -90,7 +91,7 @@ class PlanReader:
                 "keep plans in; set plan_dir."
             )
         config = first.config  # the "plan"-scope fields agree over the mixture
-        plan, self.fingerprint = plan_for(
+        plan, self.fingerprint, self.plan_folder = plan_for(
             [_document_lengths(i) for i in self.inputs],
             weights,
             plan_dir=Path(plan_dir),
@@ -103,7 +104,6 @@ class PlanReader:
             shuffle=config.shuffle_data,
             truncate=[i.config.truncate_documents for i in self.inputs],
         )
-        self.plan_folder = Path(plan_dir) / self.fingerprint[:24]
         self.report = plan.report
         """What the plan holds: documents, tokens, rows, padding, split documents, realised
         token share per source against its weight, epochs per source."""

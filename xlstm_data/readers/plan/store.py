@@ -64,8 +64,9 @@ def plan_for(
     algorithm: str,
     shuffle: bool,
     truncate: Sequence[bool],
-) -> tuple[Plan, str]:
-    """The plan of these inputs: loaded when saved before, else built, saved and reported."""
+) -> tuple[Plan, str, Path]:
+    """The plan of these inputs, its fingerprint and its folder: loaded when saved before, else
+    built, saved and reported."""
     all_settings = settings | {
         "format": PLAN_FORMAT_VERSION,
         "weights": list(weights),
@@ -81,7 +82,7 @@ def plan_for(
     folder = Path(plan_dir) / fingerprint[:24]
     if (folder / _REPORT).is_file():
         LOGGER.info("Using the plan in %s.", folder)
-        return load_plan(folder), fingerprint
+        return load_plan(folder), fingerprint, folder
     plan = build_plan(
         lengths,
         weights,
@@ -96,7 +97,7 @@ def plan_for(
     plan.report["fingerprint"] = fingerprint
     save_plan(plan, folder)
     LOGGER.info("Built a global plan in %s: %s", folder, _summary(plan.report))
-    return load_plan(folder), fingerprint
+    return load_plan(folder), fingerprint, folder
 
 
 def _summary(report: dict) -> str:

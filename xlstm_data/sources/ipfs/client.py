@@ -20,6 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
+from xlstm_data.errors import ConfigError
 from xlstm_data.sources.ipfs.cache import map_file
 from xlstm_data.sources.ipfs.cid import Cid, IntegrityError, verify_block
 from xlstm_data.sources.ipfs.unixfs import verify_file
@@ -193,7 +194,7 @@ class IpfsClient:
             if url
         ]
         if not self.endpoints:
-            raise ValueError("No IPFS endpoint: set api_url or gateway_url (or offline=True).")
+            raise ConfigError("No IPFS endpoint: set api_url or gateway_url (or offline=True).")
 
     def block(self, cid: Cid) -> bytes:
         """The verified block named by `cid`."""

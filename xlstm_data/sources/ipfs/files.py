@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xlstm_data.errors import DataError
 from xlstm_data.sources.ipfs.cache import CidCache, map_file
 from xlstm_data.sources.ipfs.cid import Cid
 from xlstm_data.sources.ipfs.client import ClientSettings, IpfsClient, IpfsFetchError
@@ -80,7 +81,7 @@ class LocalFiles:
         path = self.folder / entry.dataset / entry.path
         size = path.stat().st_size
         if size != entry.size:
-            raise ValueError(
+            raise DataError(
                 f"{self.describe(entry)} has {size} bytes, but {entry.size} when the "
                 "source was opened; do not change the data folder while training."
             )

@@ -1,0 +1,45 @@
+"""What both readers share: their inputs and weights, the loader-wide settings, the schedule,
+this host's place, and the shape of a local batch (the loader's `Reader` interface)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xlstm_data.config.settings import LoaderSettings
+from xlstm_data.readers.inputs import Input
+from xlstm_data.schedule import BatchSchedule
+from xlstm_data.stages.shift import stacked_field_count
+
+
+class ReaderBase:
+    def __init__(
+        self,
+        inputs: Sequence[Input],
+        weights: Sequence[float],
+        settings: LoaderSettings,
+        *,
+        schedule: BatchSchedule,
+        host_index: int,
+        host_count: int,
+    ):
+        self.inputs = list(inputs)
+        self.weights = list(weights)
+        self.settings = settings
+        self.schedule = schedule
+        self.host_index, self.host_count = host_index, host_count
+
+    @property
+    def max_target_length(self) -> int:
+        return self.settings.max_target_length
+
+    @property
+    def stacked_fields(self) -> int:
+        return stacked_field_count(self.settings.shift_target)
+
+    @property
+    def drop_remainder(self) -> bool:
+        return self.settings.drop_remainder
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in self.inputs]
