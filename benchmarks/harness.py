@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from xlstm_data.sources.array_record import write_array_record_shards
-
 
 @dataclass
 class Measurement:
@@ -105,6 +103,9 @@ def write_token_shards(
     folder: Path, lengths: np.ndarray, *, num_shards: int, vocab: int, seed: int
 ) -> int:
     """Pre-tokenized int32 documents of the given lengths as ArrayRecord shards; returns tokens."""
+    # Imported here: the writer brings Grain, which would count in every variant's peak RSS.
+    from xlstm_data.sources.array_record import write_array_record_shards
+
     if (folder / "done").is_file():
         return int((folder / "done").read_text())
     rng = np.random.default_rng(seed)

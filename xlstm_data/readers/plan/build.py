@@ -149,10 +149,12 @@ def build_plan(
         lengths, weights, seed=seed, plan_tokens=plan_tokens, shuffle=shuffle
     )
     pieces = split_lengths(chosen.length, row_length)
-    truncating = np.zeros(len(lengths), bool) if truncate is None else np.asarray(truncate, bool)
-    kept = (pieces.start == 0) | ~truncating[chosen.source[pieces.owner]]
-    truncated_tokens = int(pieces.length[~kept].sum())
-    owner, start, length = pieces.owner[kept], pieces.start[kept], pieces.length[kept]
+    owner, start, length = pieces.owner, pieces.start, pieces.length
+    truncated_tokens = 0
+    if truncate is not None and any(truncate):
+        kept = (start == 0) | ~np.asarray(truncate, bool)[chosen.source[owner]]
+        truncated_tokens = int(length[~kept].sum())
+        owner, start, length = owner[kept], start[kept], length[kept]
     budget = window_rows * row_length
     window_of = (np.cumsum(length) - length) // budget
     bounds = np.flatnonzero(np.diff(window_of)) + 1
