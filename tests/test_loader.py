@@ -205,10 +205,13 @@ def test_states_of_another_format_or_tampered_are_refused_with_a_message(token_d
         older = state | {"version": 1}
         with pytest.raises(ConfigError, match="state format 1 is not 2; it was saved by another"):
             iterator.set_state(older)
+        tampered = json.loads(json.dumps(state))
+        tampered["pipeline"]["parent"]["parent"]["skip_rows"] = -3
         for broken, message in (
-            ({k: v for k, v in state.items() if k != "setup"}, "lacks"),
-            (state | {"step": "3"}, "its step '3' is not a step"),
-            (state | {"step": -3}, "its step -3 is not a step"),
+            ({k: v for k, v in state.items() if k != "setup"}, r"lacks \['setup'\]"),
+            (state | {"step": "3"}, "changed after it was saved"),
+            (state | {"step": 40}, "changed after it was saved"),
+            (tampered, "changed after it was saved"),
             ([1, 2], "is not 2"),
         ):
             with pytest.raises(ConfigError, match=message):

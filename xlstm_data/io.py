@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -92,3 +94,28 @@ def atomic_folder(path: Path) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+STAMP_BYTES = 4096
+
+
+def content_stamp(path: str | os.PathLike) -> str:
+    """Identifies a file's content cheaply: its size and a hash of its first and last 4 KiB.
+
+    Unlike a modification time it survives copies, and unlike a full hash it costs two reads,
+    so it can be taken for thousands of shards at start-up.
+    """
+    with open(path, "rb", buffering=0) as file:
+        size = os.fstat(file.fileno()).st_size
+        digest = hashlib.sha256(size.to_bytes(8, "little"))
+        digest.update(os.pread(file.fileno(), STAMP_BYTES, 0))
+        digest.update(os.pread(file.fileno(), STAMP_BYTES, max(0, size - STAMP_BYTES)))
+    return f"{size}:{digest.hexdigest()[:16]}"
+
+
+def content_stamps(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """`content_stamp` of every path, read in parallel (shards on network file systems)."""
+    if len(paths) <= 8:
+        return [content_stamp(p) for p in paths]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(content_stamp, paths))

@@ -54,8 +54,8 @@ class Reader(Protocol):
         """Local batches `(stacked fields, counts)` from `first_step` on."""
         ...
 
-    def save(self, pipeline_state: Any) -> dict[str, Any]:
-        """The reader's part of a state, given the pipeline iterator's state."""
+    def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
+        """The reader's part of a state at `step`, given the pipeline iterator's state."""
         ...
 
     def load(self, state: dict[str, Any]) -> tuple[int, Any | None]:
@@ -216,7 +216,7 @@ class MultiHostDataLoadIterator:
 
     def get_state(self) -> dict[str, Any]:
         """This host's position: small, JSON-serialisable, restorable in O(1) with `set_state`."""
-        reader_state = self.reader.save(self._iterator.get_state())
+        reader_state = self.reader.save(self.step, self._iterator.get_state())
         return {"version": STATE_FORMAT_VERSION, "step": self.step, **reader_state}
 
     def set_state(self, state: dict[str, Any]) -> None:

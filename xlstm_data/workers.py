@@ -1,6 +1,12 @@
-"""How a host's pipeline runs in parallel: read threads, and Grain worker processes."""
+"""How a host's pipeline runs in parallel: read threads, and worker processes that end with
+the process that started them."""
 
 from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
 
 import grain
 
@@ -27,5 +33,25 @@ def in_worker_processes(
     if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags, which only absl.app parses
         flags.FLAGS.mark_as_parsed()
     return dataset.mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=buffer_size)
+        grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=buffer_size),
+        worker_init_fn=functools.partial(exit_with_parent, os.getpid()),
     )
+
+
+def exit_with_parent(parent_pid: int, *worker: int) -> None:
+    """Run in each worker process: ends it within a second of the death of `parent_pid` (the
+    process that started the pipeline), so a killed trainer or `prepare` leaves no orphan
+    workers holding memory and files. Workers may be started by a fork server rather than by
+    `parent_pid` itself, so its own liveness is watched, not the worker's parent."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, owned by someone else (pid reused): keep going
+                pass
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -39,6 +39,7 @@ CASES = {
     "data_column": ("body", {}),
     "split": ("validation", {}),
     "tokenize_data": (True, {}),
+    "token_dtype": ("int64", {}),
     "tokenizer_path": (None, {}),
     "add_bos": (True, {}),
     "add_eos": (True, {"add_eod": False}),
@@ -74,7 +75,13 @@ REFUSED = {
     "global": {"grain_packing_bin_count", "read_block_size", "invalid_records"},
 }
 # A token cache has no use for these (refused when the config is built).
-REFUSED_ON_EVERY_READER = {"data_config_type", "data_column", "split", "tokenize_data"}
+REFUSED_ON_EVERY_READER = {
+    "data_config_type",
+    "data_column",
+    "split",
+    "tokenize_data",
+    "token_dtype",
+}
 
 
 def loader_wide(reader: str) -> set[str]:

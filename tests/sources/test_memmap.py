@@ -150,11 +150,17 @@ def test_documents_mode_splits_a_stream_after_each_eod(tmp_path):
     assert rows == [np.r_[d, 5].tolist() for d in documents] + [documents[0].tolist()]
     index = document_index_path(open_source(config).token_files[0], 5)
     built = index.stat().st_mtime_ns
-    open_source(config)  # the index is reused ...
-    assert index.stat().st_mtime_ns == built
     os.utime(path, ns=(built + 10**9, built + 10**9))
-    open_source(config)  # ... until the data file is newer
+    open_source(config)  # the index is reused while the data is the same (touched or not) ...
+    assert index.stat().st_mtime_ns == built
+    other = np.concatenate([np.r_[d, 5] for d in documents[:20]]).astype(np.int32)
+    np.save(path, other)
+    os.utime(path, ns=(built - 10**9, built - 10**9))  # replaced by an older file
+    source = open_source(config)  # ... and built again when the data is other data
     assert index.stat().st_mtime_ns > built
+    assert [d.tolist() for d in source.__getitems__(list(range(len(source))))] == [
+        np.r_[d, 5].tolist() for d in documents[:20]
+    ]
 
 
 def test_documents_mode_reads_rows_without_their_padding(tmp_path):

@@ -79,7 +79,10 @@ class DataConfig:
     split: str = "train"
     """Split to read: a sub-folder of `data_path`, or an HF split."""
     tokenize_data: bool = True
-    """False when records already hold int32 token arrays."""
+    """False when records already hold token ids (raw bytes of `token_dtype`, or arrays)."""
+    token_dtype: Literal["int32", "uint16", "uint32", "int64"] | None = None
+    """Type of the ids in raw byte records (tokenize_data=False). None: int32, and records that
+    look like int64 ids read as int32 are refused; set it to say what the data holds."""
     tokenizer_path: str | None = setting(None, in_state=False)
     """sentencepiece `.model`, HF `tokenizer.json`, HF tokenizer folder, or HF hub name (a saved
     state checks the tokenizer by the content of its files, not by this path)."""
@@ -219,6 +222,12 @@ class DataConfig:
             )
         require(
             self,
+            "token_dtype",
+            self.token_dtype is None or not self.tokenize_data,
+            "describes raw token records; with tokenize_data=True the records are text",
+        )
+        require(
+            self,
             "vocab_size",
             self.vocab_size is None or not self.tokenize_data,
             "checks pre-tokenized ids; with tokenize_data=True the tokenizer's vocabulary "
@@ -234,11 +243,12 @@ class DataConfig:
         )
         if self.batch_rampup_factors:
             for step, factor in self.batch_rampup_factors.items():
+                number = isinstance(factor, int | float) and not isinstance(factor, bool)
                 require(
                     self,
                     "batch_rampup_factors",
-                    int(step) >= 0 and factor > 0,
-                    f"needs steps >= 0 and factors > 0, got {step}: {factor}",
+                    isinstance(step, int) and step >= 0 and number and 0 < factor < math.inf,
+                    f"needs integer steps >= 0 and finite factors > 0, got {step!r}: {factor!r}",
                 )
                 rows = factor * self.global_batch_size
                 require(

@@ -46,6 +46,9 @@ class IpfsDataConfig(DataConfig):
     """Seconds to wait for a connection to an endpoint."""
     read_timeout_s: float = setting(60.0, in_state=False)
     """Seconds to wait for an endpoint's next bytes."""
+    request_timeout_s: float = setting(600.0, in_state=False)
+    """Seconds one request may take in all, its whole body included: an endpoint slower than
+    that (a trickle of bytes) is given up for the next one."""
     retries: int = setting(5, in_state=False)
     """Retries of a failed request (refused, dropped, timed out, 429 or 5xx)."""
     retry_backoff_s: float = setting(0.5, in_state=False)
@@ -55,6 +58,9 @@ class IpfsDataConfig(DataConfig):
     """Files fetched (and opened) at the same time, per process."""
     data_column: str = setting("text", readers=(), instead="every file or line is one document")
     split: str = setting("train", readers=(), instead="choose datasets with dataset_names")
+    token_dtype: Literal["int32", "uint16", "uint32", "int64"] | None = setting(
+        None, readers=(), instead="IPFS files hold text"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -103,7 +109,7 @@ class IpfsDataConfig(DataConfig):
         for field in ("max_files_per_dataset", "max_bytes_per_dataset"):
             value = getattr(self, field)
             require(self, field, value is None or value >= 1, "must be None or at least 1")
-        for field in ("connect_timeout_s", "read_timeout_s"):
+        for field in ("connect_timeout_s", "read_timeout_s", "request_timeout_s"):
             require(self, field, getattr(self, field) > 0, "must be positive")
         require(self, "retries", self.retries >= 0, "must be 0 or more")
         require(self, "retry_backoff_s", self.retry_backoff_s >= 0, "must be 0 or more")

@@ -60,6 +60,9 @@ class HFHubDataConfig(DataConfig):
     """Processes for preparing the Arrow cache."""
     hf_trust_remote_code: bool = setting(False, in_state=False)
     """Allow dataset scripts from the hub to run; never set it for data you do not trust."""
+    token_dtype: Literal["int32", "uint16", "uint32", "int64"] | None = setting(
+        None, readers=(), instead="HF columns hold lists or arrays of ids, not raw bytes"
+    )
 
     def describe_source(self) -> str:
         return f"huggingface:{self.hf_path}:{self.hf_data_files}:{self.split}:{self.data_column}"
@@ -91,6 +94,9 @@ class MemmapDataConfig(DataConfig):
     shift_target: Literal["inputs", "targets", "none"] = setting("targets", scope="loader")
     data_column: str = setting("text", readers=(), instead=_NO_TEXT)
     split: str = setting("train", readers=(), instead="name the files in data_files")
+    token_dtype: Literal["int32", "uint16", "uint32", "int64"] | None = setting(
+        None, readers=(), instead="set dtype (for .bin files; .npy files carry theirs)"
+    )
 
     def validate(self) -> None:
         require(
@@ -124,6 +130,9 @@ class TokenCacheDataConfig(DataConfig):
     tokenize_data: bool = False
     data_column: str = setting("text", readers=(), instead=_NO_TEXT)
     split: str = setting("train", readers=(), instead="a cache holds one split: set cache_path")
+    token_dtype: Literal["int32", "uint16", "uint32", "int64"] | None = setting(
+        None, readers=(), instead="a cache records the dtype of its ids"
+    )
 
     def validate(self) -> None:
         require(self, "tokenize_data", not self.tokenize_data, "must be False: a cache holds ids")

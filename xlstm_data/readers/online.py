@@ -7,6 +7,9 @@ schedule. Its state is the Grain pipeline's, checked against the setup it was sa
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -82,7 +85,11 @@ def document_rows(
         documents = texts.map(tokenize)
     else:
         parse = ParseTokens(
-            vocab_size=tokens.vocab_size, prefix=tokens.prefix, suffix=tokens.end_ids, **parse_args
+            vocab_size=tokens.vocab_size,
+            token_dtype=config.token_dtype,
+            prefix=tokens.prefix,
+            suffix=tokens.end_ids,
+            **parse_args,
         )
         documents = records.map(parse)
     fit = TruncateDocuments if config.truncate_documents else SplitDocuments
@@ -97,6 +104,8 @@ def document_rows(
         shift_target=config.shift_target,
         first_input_id=tokens.first_input_id,
         eod_id=tokens.eod_id if not config.tokenize_data else None,
+        empty_block_limit=blocks.blocks_per_epoch,
+        name=input.name,
     )
 
 
@@ -133,19 +142,24 @@ class OnlineReader(ReaderBase):
         if self.one_row_per_record and len(self.inputs) == 1 and schedule.is_constant:
             self.steps_per_epoch = per_epoch[0] // settings.global_batch_size
         self.report = {"records_per_epoch": dict(zip(self.names, per_epoch, strict=True))}
-        self.setup = pipeline_setup(
-            [i.config for i in self.inputs],
-            [i.source.identity() for i in self.inputs],
-            [i.tokenizer_fingerprint for i in self.inputs],
-            self.weights,
-            host_index=host_index,
-            host_count=host_count,
-        )
         if len(self.inputs) > 1 and settings.num_epochs is not None:
             LOGGER.warning(
                 "A mixture with num_epochs=%d ends when its first source runs out.",
                 settings.num_epochs,
             )
+
+    @functools.cached_property
+    def setup(self) -> dict[str, Any]:
+        """What a saved state depends on (taken when first saved or restored: identifying the
+        data reads a little of every file)."""
+        return pipeline_setup(
+            [i.config for i in self.inputs],
+            [i.source.identity() for i in self.inputs],
+            [i.tokenizer_fingerprint for i in self.inputs],
+            self.weights,
+            host_index=self.host_index,
+            host_count=self.host_count,
+        )
 
     def first_position(self, step: int) -> int:
         """This host's record position at `step`, where rows map 1:1 to records."""
@@ -182,15 +196,22 @@ class OnlineReader(ReaderBase):
         )
         return batches
 
-    def save(self, pipeline_state: Any) -> dict[str, Any]:
-        return {"setup": self.setup, "pipeline": pipeline_state}
+    def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
+        state = {"setup": self.setup, "pipeline": pipeline_state}
+        return state | {"checksum": state_checksum(step, state)}
 
     def load(self, state: dict[str, Any]) -> tuple[int, Any]:
-        missing = [key for key in ("step", "setup", "pipeline") if key not in state]
-        if missing or not isinstance(state["setup"], dict):
+        missing = [key for key in ("step", "setup", "pipeline", "checksum") if key not in state]
+        if missing:
             raise ConfigError(
-                f"Cannot restore the data iterator: the state lacks {missing or ['setup']}; it "
-                "is not a state of an online reader (plan='online')."
+                f"Cannot restore the data iterator: the state lacks {missing}; it is not a "
+                "state of an online reader (plan='online')."
+            )
+        saved = {key: state[key] for key in ("setup", "pipeline")}
+        if state["checksum"] != state_checksum(state["step"], saved):
+            raise ConfigError(
+                "Cannot restore the data iterator: the state was changed after it was saved "
+                "(its checksum does not match); restore the state as get_state() returned it."
             )
         differences = setup_differences(state["setup"], self.setup)
         if differences:
@@ -200,7 +221,11 @@ class OnlineReader(ReaderBase):
                 + "). Restore with the setup it was saved with; resuming on another number of "
                 "hosts needs plan='global'."
             )
-        step = state["step"]
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ConfigError(f"Cannot restore the data iterator: its step {step!r} is not a step.")
-        return step, state["pipeline"]
+        return state["step"], state["pipeline"]
+
+
+def state_checksum(step: int, state: dict[str, Any]) -> str:
+    """A hash of a state as JSON, so that a state changed by hand (or damaged) is refused
+    instead of silently skipping or repeating data."""
+    text = json.dumps([step, state], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

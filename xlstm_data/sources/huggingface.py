@@ -83,7 +83,14 @@ def load_huggingface_dataset(config: HFHubDataConfig) -> datasets.Dataset:
         )
     if path.is_dir() and is_saved_dataset(path):
         LOGGER.info("Loading dataset saved with save_to_disk from %s.", path)
-        loaded = datasets.load_from_disk(str(path))
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except (IndexError, ValueError, OSError) as error:  # datasets' own, for empty/bad
+            raise DataError(
+                f"HF dataset {str(path)!r} cannot be loaded ({type(error).__name__}: {error}); a "
+                "save_to_disk folder with 0 rows, or a damaged one, fails like this: save the "
+                "dataset again with its rows."
+            ) from error
     else:
         kwargs = {}
         if config.hf_trust_remote_code:

@@ -15,6 +15,7 @@ speed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from xlstm_data.errors import ConfigError, DataError
-from xlstm_data.io import atomic_path, expand_paths
+from xlstm_data.io import atomic_path, content_stamp, expand_paths
 from xlstm_data.sources.protocol import DocumentSource, files_identity
 from xlstm_data.sources.record_files import RecordFiles
 
@@ -240,16 +241,24 @@ def document_ends(file: TokenFile, eod_token_id: int) -> np.ndarray:
 
 
 def load_document_index(file: TokenFile, eod_token_id: int) -> Path:
-    """The saved document ends of a 1-D stream, built (once, and again when the data file is
-    newer) next to it as `<file>.eod<id>.ends.npy`."""
+    """The saved document ends of a 1-D stream, built next to it as `<file>.eod<id>.ends.npy`
+    with the data file's content stamp beside it (`.ends.json`), and built again when the stamp
+    no longer matches: a replaced file is indexed afresh whatever its modification time."""
     index = document_index_path(file, eod_token_id)
-    if index.is_file() and index.stat().st_mtime_ns >= os.stat(file.path).st_mtime_ns:
-        return index
+    stamp_file = index.with_suffix(".json")
+    stamp = content_stamp(file.path)
+    try:
+        if index.is_file() and json.loads(stamp_file.read_text()).get("data") == stamp:
+            return index
+    except (OSError, ValueError):
+        pass  # no stamp, or an unreadable one: index again
     LOGGER.info("Indexing the documents of %s (EOD id %d).", file.path, eod_token_id)
     ends = document_ends(file, eod_token_id)
     try:
         with atomic_path(index) as partial, open(partial, "wb") as out:
             np.save(out, ends)
+        with atomic_path(stamp_file) as partial:
+            partial.write_text(json.dumps({"data": stamp}))
     except OSError as error:
         raise ConfigError(
             f"Cannot write the document index {index} next to token file {file.path} "

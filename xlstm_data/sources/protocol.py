@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import grain
 import numpy as np
 
+from xlstm_data.io import content_stamps
+
 
 @dataclasses.dataclass(frozen=True)
 class TokenInfo:
@@ -64,7 +66,13 @@ class DocumentSource(grain.sources.RandomAccessDataSource, Protocol):
 
 
 def files_identity(records: int, files: Sequence[str | Path]) -> str:
-    """Record count and file names (not folders: data may be mounted elsewhere on restore)."""
-    names = sorted(Path(f).name for f in files)
-    digest = hashlib.sha256(repr(names).encode()).hexdigest()[:16]
-    return f"{records} records in {len(names)} files ({digest})"
+    """Record count and the files' names and content stamps, in reading order (not folders:
+    data may be mounted elsewhere on restore; not modification times: copies change them)."""
+    stamps = zip(files, content_stamps(files), strict=True)
+    named = "\n".join(f"{Path(f).name}={stamp}" for f, stamp in stamps)
+    return f"{records} records in {len(files)} files ({hash_text(named)})"
+
+
+def hash_text(text: str) -> str:
+    """A short sha256 of `text`, for identities."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -21,6 +21,7 @@ import grain
 import numpy as np
 
 from xlstm_data.documents import TOKEN_DTYPE, Documents
+from xlstm_data.errors import DataError
 from xlstm_data.packing import Placement, place
 from xlstm_data.stages.shift import shift_rows
 
@@ -121,6 +122,8 @@ class PackIterDataset(grain.IterDataset):
     is then `window_rows` documents). `eod_id` (unpacked only) marks segment starts inside
     pre-tokenized records. A window's rows are shifted into the batch fields at once
     (`shift_target`, `first_input_id`), so batches of consecutive rows are slices.
+    More than `empty_block_limit` blocks in a row without a token (a whole epoch of empty or
+    skipped records) is an error naming `name`: an endless stream would never yield a row.
     """
 
     def __init__(
@@ -133,6 +136,8 @@ class PackIterDataset(grain.IterDataset):
         shift_target: Literal["inputs", "targets", "none"] = "inputs",
         first_input_id: int = 0,
         eod_id: int | None = None,
+        empty_block_limit: int | None = None,
+        name: str = "the source",
     ):
         super().__init__(parent)
         self.row_length = row_length
@@ -141,6 +146,8 @@ class PackIterDataset(grain.IterDataset):
         self.shift_target = shift_target
         self.first_input_id = first_input_id
         self.eod_id = eod_id
+        self.empty_block_limit = empty_block_limit
+        self.name = name
 
     def __iter__(self) -> _PackIterator:
         return _PackIterator(self._parent.__iter__(), self)
@@ -156,6 +163,7 @@ class _PackIterator(grain.DatasetIterator):
     def __init__(self, parent: grain.DatasetIterator, spec: PackIterDataset):
         super().__init__(parent)
         self._spec = spec
+        self._empty_blocks = 0
         self._reset(parent.get_state(), skip_documents=0, skip_rows=0)
 
     def _reset(self, block_state: Any, skip_documents: int, skip_rows: int) -> None:
@@ -176,6 +184,14 @@ class _PackIterator(grain.DatasetIterator):
         skip = self._next_document if self._block is None else 0
         self._block, self._next_document = block, skip
         self._pending_counts.update(block.counts)
+        self._empty_blocks = 0 if block.lengths.any() else self._empty_blocks + 1
+        limit = self._spec.empty_block_limit
+        if limit is not None and self._empty_blocks > limit:
+            raise DataError(
+                f"{self._spec.name}: {self._empty_blocks} read blocks in a row (a whole epoch) "
+                f"hold no token, so no row can be made ({dict(self._pending_counts)}): every "
+                "record is empty or was skipped. Check the data (and invalid_records)."
+            )
         return True
 
     def _take_window(self) -> Documents | None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from xlstm_data.documents import TOKEN_DTYPE, Documents, outside_vocabulary
-from xlstm_data.errors import InvalidRecordError
+from xlstm_data.errors import DataError, InvalidRecordError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -119,24 +119,35 @@ class ParseText(_RecordParser):
 
 
 class ParseTokens(_RecordParser):
-    """Records of int32 token ids (raw little-endian bytes or arrays) → documents, wrapped in
-    BOS / EOS / EOD ids like tokenized text."""
+    """Records of token ids (raw little-endian bytes of `token_dtype`, or arrays) → documents,
+    wrapped in BOS / EOS / EOD ids like tokenized text.
+
+    Raw records without a stated `token_dtype` are int32; a block whose every record has zeros
+    at its second and fourth positions (and at every odd one) is int64 data read as int32 and
+    refused, since real int32 records never all look like that.
+    """
 
     def __init__(
         self,
         *,
         vocab_size: int | None,
+        token_dtype: str | None = None,
         prefix: tuple[int, ...] = (),
         suffix: tuple[int, ...] = (),
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.bound = vocab_size or _MAX_PLAUSIBLE_VOCAB
+        self.token_dtype = token_dtype
+        self.raw_dtype = np.dtype(token_dtype or "int32").newbyteorder("<")
         self.prefix = prefix
         self.suffix = suffix
 
     def __call__(self, block: RecordBlock) -> Documents:
-        documents = self._join_raw_records(block) or self._parse_each(block)
+        joined = self._join_raw_records(block)
+        if joined is not None and self.token_dtype is None:
+            self._refuse_int64_as_int32(joined, block)
+        documents = joined or self._parse_each(block)
         count_empty_documents(documents)
         bad = outside_vocabulary(documents, self.bound)
         return self._reject(documents, block.keys, bad) if len(bad) else documents
@@ -148,7 +159,7 @@ class ParseTokens(_RecordParser):
         per-record numpy objects. None when a record is not plain int32 bytes.
         """
         records = block.records
-        if not all(type(record) is bytes for record in records):
+        if self.raw_dtype.itemsize != 4 or not all(type(record) is bytes for record in records):
             return None
         sizes = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
         if (sizes % 4).any():
@@ -162,6 +173,25 @@ class ParseTokens(_RecordParser):
         padding = int((block.keys >= self.num_records).sum())
         counts = Counter({"padding_records": padding} if padding else {})
         return Documents(np.frombuffer(joined, dtype="<i4"), lengths, counts)
+
+    def _refuse_int64_as_int32(self, documents: Documents, block: RecordBlock) -> None:
+        extra = len(self.prefix) + len(self.suffix)
+        long = np.flatnonzero(documents.lengths - extra >= 4)
+        if not len(long):
+            return
+        first = documents.starts[long] + len(self.prefix)
+        tokens = documents.tokens
+        if tokens[first + 1].any() or tokens[first + 3].any():
+            return
+        raw_lengths = (documents.lengths[long] - extra).tolist()
+        odd = [tokens[s + 1 : s + n : 2] for s, n in zip(first.tolist(), raw_lengths, strict=True)]
+        if np.concatenate(odd).any():
+            return
+        raise DataError(
+            f"{self.describe(int(block.keys[long[0]]))} and every other record of its block "
+            "hold 0 at every odd int32 position ([5, 0, 6, 0, ...]): int64 token ids read as "
+            "int32. Set token_dtype='int64' (or token_dtype='int32' if these are the ids)."
+        )
 
     def _parse_each(self, block: RecordBlock) -> Documents:
         counts: Counter = Counter()
@@ -177,8 +207,11 @@ class ParseTokens(_RecordParser):
         return documents
 
     def _tokens(self, value: Any, key: int, counts: Counter) -> np.ndarray:
-        if isinstance(value, bytes) and len(value) % 4 == 0:
-            return np.frombuffer(value, dtype="<i4")
+        itemsize = self.raw_dtype.itemsize
+        if isinstance(value, bytes) and len(value) % itemsize == 0:
+            ids = np.frombuffer(value, dtype=self.raw_dtype)
+            # Ids beyond int32 are outside every vocabulary: keep them outside after the cast.
+            return np.clip(ids, -1, np.iinfo(TOKEN_DTYPE).max).astype(TOKEN_DTYPE, copy=False)
         if isinstance(value, str):
             self._invalid(
                 key,
@@ -189,8 +222,9 @@ class ParseTokens(_RecordParser):
         elif isinstance(value, bytes):
             self._invalid(
                 key,
-                f"has {len(value)} bytes, not a multiple of 4, so it is not "
-                "an int32 token array (text? then set tokenize_data=True).",
+                f"has {len(value)} bytes, not a multiple of {itemsize}, so it is not "
+                f"an array of {self.raw_dtype.name} token ids (text? then set "
+                "tokenize_data=True; other ids? then set token_dtype).",
                 counts,
             )
         elif (array := np.asarray(value)).dtype.kind in "iu":

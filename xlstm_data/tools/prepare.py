@@ -25,17 +25,20 @@ from tqdm import tqdm
 
 from xlstm_data.documents import Documents
 from xlstm_data.errors import ConfigError, DataError
+from xlstm_data.sources.array_record import count_records
 from xlstm_data.sources.token_cache_files import (
     METADATA_FILE,
     CacheMetadata,
     ShardInfo,
     cache_dtype,
+    lengths_file,
     record_dtype,
     shard_file,
     write_shard,
 )
 from xlstm_data.tokenizer import load_tokenizer
 from xlstm_data.tools.text_inputs import TextInput
+from xlstm_data.workers import exit_with_parent
 
 LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +73,12 @@ def _worker_pool(workers: int) -> ProcessPoolExecutor:
     # imports this module once, so the workers start without importing anything.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def _start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
@@ -83,7 +91,7 @@ def _start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
                 f"{output} holds a cache built with other settings ({'; '.join(differences)}, "
                 f"the cache's first); pick another output folder, or delete {output} to rebuild."
             )
-        kept = [s for s in existing.shards if (output / s.file).is_file()]
+        kept = [s for s in existing.shards if _shard_is_whole(output, s)]
         existing.complete = existing.complete and len(kept) == len(existing.shards)
         existing.shards = kept
         for leftover in output.glob(".*.tmp"):  # files an interrupted run was writing
@@ -99,6 +107,23 @@ def _start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
     output.mkdir(parents=True, exist_ok=True)
     planned.write(output)
     return planned
+
+
+def _shard_is_whole(folder: Path, shard: ShardInfo) -> bool:
+    """Whether a recorded shard is there, readable, and holds the documents it should (a shard
+    damaged or cut short since it was written is written again)."""
+    lengths = folder / lengths_file(shard.file)
+    try:
+        whole = count_records(str(folder / shard.file)) == shard.documents
+        whole = whole and len(np.load(lengths, mmap_mode="r")) == shard.documents
+    except (DataError, OSError, ValueError) as error:
+        LOGGER.warning(
+            "Shard %s of %s is damaged (%s); writing it again.", shard.file, folder, error
+        )
+        return False
+    if not whole:
+        LOGGER.warning("Shard %s of %s is incomplete; writing it again.", shard.file, folder)
+    return whole
 
 
 def prepare_cache(

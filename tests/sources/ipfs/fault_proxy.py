@@ -8,18 +8,21 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-FAULTS = ("503", "drop", "delay", "truncate")
+FAULTS = ("503", "drop", "delay", "truncate", "trickle", "endless_404", "retry_after")
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 class FaultProxy:
     """Forwards to `upstream`; each of the next requests suffers the fault queued for it
     ("503": answered 503; "drop": closed unanswered; "delay": answered after `delay_s`;
-    "truncate": half the body, then closed). With `alter`, every body has one byte changed."""
+    "truncate": half the body, then closed; "trickle": the body one byte every `delay_s`;
+    "endless_404": a 404 whose body never ends; "retry_after": a 429 asking to wait an hour).
+    With `alter`, every body has one byte changed."""
 
     def __init__(self, upstream: str, delay_s: float = 2.0):
         self.upstream = urlsplit(upstream)
         self.delay_s = delay_s
+        self.sent_error_bytes = 0
         self.alter = False
         self.requests = 0
         self._faults: list[str] = []
@@ -69,6 +72,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if fault == "retry_after":
+            self.send_response(429)
+            self.send_header("Retry-After", "3600")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if fault == "endless_404":
+            self.send_response(404)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while True:  # until the client hangs up
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    proxy.sent_error_bytes += len(chunk)
+            except OSError:
+                self.close_connection = True
+                return
         if fault == "delay":
             time.sleep(proxy.delay_s)
         upstream = http.client.HTTPConnection(
@@ -91,6 +112,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "truncate":
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
+            return
+        if fault == "trickle":
+            try:
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(proxy.delay_s)
+            except OSError:
+                self.close_connection = True
             return
         self.wfile.write(data)
 

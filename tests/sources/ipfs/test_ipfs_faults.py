@@ -3,6 +3,8 @@ a damaged cache."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 
@@ -103,3 +105,72 @@ def test_truncated_cache_file_is_detected_and_fetched_again(node, corpus, tmp_pa
 def test_offline_without_a_cache_says_what_to_do(corpus, tmp_path):
     with pytest.raises(TreeError, match="offline=True.*run once with offline=False"):
         open_ipfs_source(ipfs_config(root_cid=corpus.root, cache_dir=tmp_path, offline=True))
+
+
+def test_an_endpoint_that_trickles_is_given_up_in_bounded_time(node, corpus, tmp_path):
+    with FaultProxy(node.api_url, delay_s=0.5) as proxy:
+        source = open_ipfs_source(
+            ipfs_config(
+                root_cid=corpus.root,
+                api_url=proxy.url,
+                cache_dir=tmp_path,
+                dataset_names=["books"],
+                request_timeout_s=2.0,
+                read_timeout_s=5.0,
+            )
+        )
+        proxy.inject(*["trickle"] * 20)
+        started = time.monotonic()
+        with pytest.raises(IpfsFetchError, match="longer than request_timeout_s = 2.0 s"):
+            source[0]
+    assert time.monotonic() - started < 15
+
+
+def test_an_endless_error_body_is_not_read(node, corpus, tmp_path):
+    with FaultProxy(node.api_url) as proxy:
+        source = open_ipfs_source(
+            ipfs_config(
+                root_cid=corpus.root, api_url=proxy.url, cache_dir=tmp_path, dataset_names=["books"]
+            )
+        )
+        proxy.inject(*["endless_404"] * 20)
+        started = time.monotonic()
+        with pytest.raises(IpfsFetchError, match="HTTP 404"):
+            source[0]
+        elapsed = time.monotonic() - started
+        sent = proxy.sent_error_bytes
+    assert elapsed < 15 and sent < 64 << 20  # the client hung up after its first kilobyte
+
+
+def test_retry_after_is_capped(node, corpus, tmp_path, monkeypatch):
+    from xlstm_data.sources.ipfs import client
+
+    monkeypatch.setattr(client, "MAX_RETRY_AFTER_S", 1.0)
+    with FaultProxy(node.api_url) as proxy:
+        source = open_ipfs_source(
+            ipfs_config(
+                root_cid=corpus.root, api_url=proxy.url, cache_dir=tmp_path, dataset_names=["books"]
+            )
+        )
+        proxy.inject("retry_after")
+        started = time.monotonic()
+        assert read_all(source) == expected_documents(corpus.folder, ["books"], "file")
+    assert time.monotonic() - started < 10
+
+
+def test_a_cached_file_rewritten_with_its_record_is_fetched_again(node, corpus, tmp_path, caplog):
+    config = ipfs_config(
+        root_cid=corpus.root, api_url=node.api_url, cache_dir=tmp_path, dataset_names=["books"]
+    )
+    expected = expected_documents(corpus.folder, ["books"], "file")
+    assert read_all(open_ipfs_source(config)) == expected
+    cache = CidCache(tmp_path)
+    for entry in open_ipfs_source(config).entries:  # dag-pb long.txt, raw short.txt
+        path = cache.file_path(entry.cid)
+        forged = path.read_bytes()[::-1]  # same size, other bytes, and a record that agrees
+        path.write_bytes(forged)
+        record = {"size": len(forged), "sha256": hashlib.sha256(forged).hexdigest()}
+        path.with_name(path.name + ".json").write_text(json.dumps(record))
+    with caplog.at_level(logging.WARNING):
+        assert read_all(open_ipfs_source(config)) == expected
+    assert caplog.text.count("is corrupt") == 2

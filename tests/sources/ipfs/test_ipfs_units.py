@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -118,6 +119,10 @@ def test_caps_take_a_prefix_of_the_files():
     assert take(files, suffixes=None, max_files=None, max_bytes=5) == []
 
 
+def write_hi(path: Path) -> None:
+    path.write_bytes(b"hi\n")
+
+
 def test_cache_keeps_only_what_was_verified(tmp_path):
     cache = CidCache(tmp_path)
     cid = str(Cid.parse(HI_RAW))
@@ -130,19 +135,31 @@ def test_cache_keeps_only_what_was_verified(tmp_path):
         cache.store(cid, fill_and_verify)
     assert cache.open(cid) is None
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert cache.store(cid, lambda path: path.write_bytes(b"hi\n")).tobytes() == b"hi\n"
+    assert cache.store(cid, write_hi).tobytes() == b"hi\n"
     assert cache.open(cid).tobytes() == b"hi\n"
 
 
 def test_corrupt_cache_entries_are_removed(tmp_path, caplog):
     cache = CidCache(tmp_path)
     cid = str(Cid.parse(HI_RAW))
-    cache.store(cid, lambda path: path.write_bytes(b"hi\n"))
+    cache.store(cid, write_hi)
     cache.file_path(cid).write_bytes(b"ho\n")  # same size, other bytes
     with caplog.at_level(logging.WARNING):
         assert cache.open(cid) is None
     assert "sha256 changed" in caplog.text
     assert not cache.file_path(cid).exists()
+
+
+def test_a_cache_entry_rewritten_with_its_record_is_not_served(tmp_path, caplog):
+    cache = CidCache(tmp_path)
+    cid = str(Cid.parse(HI_RAW))
+    cache.store(cid, write_hi)
+    record = cache.file_path(cid).with_name(cid + ".json")
+    cache.file_path(cid).write_bytes(b"ho\n")  # other bytes, and a record that agrees
+    record.write_text(json.dumps({"size": 3, "sha256": hashlib.sha256(b"ho\n").hexdigest()}))
+    with caplog.at_level(logging.WARNING):
+        assert cache.open(cid) is None
+    assert "do not hash to CID" in caplog.text
 
 
 def _config(**fields) -> IpfsDataConfig:

@@ -148,7 +148,7 @@ class PlanReader(ReaderBase):
         )
         return one_batch_at_a_time(chunks, self._steps_per_read)
 
-    def save(self, pipeline_state: Any) -> dict[str, Any]:
+    def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint}
 
     def load(self, state: dict[str, Any]) -> tuple[int, None]:

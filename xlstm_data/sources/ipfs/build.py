@@ -89,6 +89,7 @@ def client_settings(config: IpfsDataConfig) -> ClientSettings:
         read_timeout_s=config.read_timeout_s,
         retries=config.retries,
         retry_backoff_s=config.retry_backoff_s,
+        request_timeout_s=config.request_timeout_s,
         connections=config.fetch_threads,
     )
 

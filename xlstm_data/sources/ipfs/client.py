@@ -1,10 +1,13 @@
 """HTTP access to an IPFS node's RPC API (`/api/v0/…`) or a gateway (`/ipfs/<cid>`).
 
 Transient failures (refused or dropped connections, timeouts, 429 and 5xx) are retried with
-exponential back-off: by `urllib3.util.Retry` up to the response headers, and by a loop of our
-own when a connection breaks while the body streams in. Everything fetched is verified against
-its CID before it is returned or kept; an endpoint that fails or serves wrong bytes is followed
-by the next one, and when none succeeds the error names the CID and every endpoint's problem.
+exponential back-off: by `urllib3.util.Retry` up to the response headers (a `Retry-After` is
+obeyed up to 30 s), and by a loop of our own when a connection breaks while the body streams
+in. Every request has a deadline for its whole body (`request_timeout_s`), so an endpoint that
+trickles bytes is given up; an error's body is read only as far as its first kilobyte.
+Everything fetched is verified against its CID before it is returned or kept; an endpoint that
+fails or serves wrong bytes is followed by the next one, and when none succeeds the error names
+the CID and every endpoint's problem.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
@@ -29,6 +33,10 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 # The largest block the IPFS exchange protocols move; a bigger "block" is refused unread.
 MAX_BLOCK_BYTES = 4 << 20
 _CHUNK_BYTES = 1 << 20
+# A `Retry-After` longer than this is cut to it: an endpoint cannot park the job for an hour.
+MAX_RETRY_AFTER_S = 30.0
+# Bytes of an error response kept for the message; the rest is never read.
+_ERROR_BODY_BYTES = 1024
 
 
 class IpfsFetchError(RuntimeError):
@@ -49,7 +57,16 @@ class ClientSettings:
     read_timeout_s: float
     retries: int
     retry_backoff_s: float
+    request_timeout_s: float
     connections: int
+
+
+class _CappedRetry(Retry):
+    """urllib3's retry policy with `Retry-After` capped at MAX_RETRY_AFTER_S."""
+
+    def get_retry_after(self, response) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, MAX_RETRY_AFTER_S)
 
 
 class Endpoint:
@@ -113,19 +130,26 @@ class Endpoint:
         """Sends `request` and feeds the body to `write`; starts over when the body breaks."""
         method, path, params, headers = request
         attempt = 0
+        deadline = time.monotonic() + self.settings.request_timeout_s
         while True:
             response = self._send(method, path, params, headers)
             try:
                 received = 0
-                for chunk in response.iter_content(_CHUNK_BYTES):
+                # read1 returns what has arrived, so a trickle still reaches the deadline check.
+                while chunk := response.raw.read1(_CHUNK_BYTES, decode_content=True):
                     received += len(chunk)
                     if received > max_bytes:
                         raise IntegrityError(
                             f"the {self} sent more than the {max_bytes} bytes the content has"
                         )
+                    if time.monotonic() > deadline:
+                        raise _EndpointFailure(
+                            f"the response took longer than request_timeout_s = "
+                            f"{self.settings.request_timeout_s} s ({received} bytes so far)"
+                        )
                     write(chunk)
                 return
-            except requests.RequestException as error:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 if attempt >= self.settings.retries:
                     raise _EndpointFailure(
                         f"the connection broke while reading the response "
@@ -153,7 +177,11 @@ class Endpoint:
                 f"no answer after {settings.retries} retries ({error})"
             ) from error
         if response.status_code != 200:
-            detail = response.text[:300].strip()
+            try:
+                head = response.raw.read(_ERROR_BODY_BYTES, decode_content=True)
+            except (requests.RequestException, urllib3.exceptions.HTTPError):
+                head = b""
+            detail = head.decode("utf-8", "replace")[:300].strip()
             response.close()
             raise _EndpointFailure(
                 f"HTTP {response.status_code} after up to {settings.retries} retries: {detail}"
@@ -164,7 +192,7 @@ class Endpoint:
         session = getattr(self._local, "session", None)
         if session is None:
             settings = self.settings
-            retry = Retry(
+            retry = _CappedRetry(
                 total=settings.retries,
                 backoff_factor=settings.retry_backoff_s,
                 status_forcelist=RETRY_STATUSES,
@@ -200,15 +228,23 @@ class IpfsClient:
         """The verified block named by `cid`."""
         return self._first_success(f"block {cid}", lambda endpoint: endpoint.block(cid))
 
-    def fetch_file(self, cid: Cid, path: Path, max_bytes: int) -> None:
-        """Writes the file named by `cid` to `path` and verifies it (when this raises, `path`
-        holds bytes that must not be used)."""
+    def fetch_file(self, cid: Cid, path: Path, max_bytes: int) -> dict[str, bytes]:
+        """Writes the file named by `cid` to `path`, verifies it, and returns the blocks of its
+        DAG that the check fetched, by CID (none for a raw CID; when this raises, `path` holds
+        bytes that must not be used)."""
 
-        def fetch(endpoint: Endpoint) -> None:
+        def fetch(endpoint: Endpoint) -> dict[str, bytes]:
+            blocks: dict[str, bytes] = {}
+
+            def block(link: Cid) -> bytes:
+                blocks[str(link)] = endpoint.block(link)
+                return blocks[str(link)]
+
             endpoint.download(cid, path, max_bytes)
-            verify_file(cid, memoryview(map_file(path)), endpoint.block)
+            verify_file(cid, memoryview(map_file(path)), block)
+            return blocks
 
-        self._first_success(f"file {cid}", fetch)
+        return self._first_success(f"file {cid}", fetch)
 
     def _first_success(self, what: str, attempt: Callable[[Endpoint], object]):
         problems = []

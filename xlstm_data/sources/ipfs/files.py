@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from xlstm_data.errors import DataError
+from xlstm_data.io import content_stamp
 from xlstm_data.sources.ipfs.cache import CidCache, map_file
 from xlstm_data.sources.ipfs.cid import Cid
 from xlstm_data.sources.ipfs.client import ClientSettings, IpfsClient, IpfsFetchError
@@ -64,6 +65,9 @@ class IpfsFiles:
     def describe(self, entry: FileEntry) -> str:
         return f"file {entry.dataset}/{entry.path} (CID {entry.cid})"
 
+    def stamp(self, entry: FileEntry) -> str:
+        return str(entry.cid)  # a CID names the content
+
     def __getstate__(self) -> dict:
         return {"cache_dir": self.cache.folder, "settings": self.settings}
 
@@ -92,3 +96,6 @@ class LocalFiles:
 
     def describe(self, entry: FileEntry) -> str:
         return f"file {self.folder / entry.dataset / entry.path}"
+
+    def stamp(self, entry: FileEntry) -> str:
+        return content_stamp(self.folder / entry.dataset / entry.path)

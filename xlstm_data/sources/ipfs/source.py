@@ -21,7 +21,7 @@ import numpy as np
 
 from xlstm_data.errors import DataError
 from xlstm_data.sources.ipfs.table import FileEntry
-from xlstm_data.sources.protocol import DocumentSource, files_identity
+from xlstm_data.sources.protocol import DocumentSource, hash_text
 from xlstm_data.sources.record_files import RecordFiles
 
 # Files kept open (memory-mapped) per process; opening one re-checks its cache entry.
@@ -35,6 +35,8 @@ class FileReader(Protocol):
     def spans(self, entry: FileEntry, content: np.ndarray) -> np.ndarray: ...
 
     def describe(self, entry: FileEntry) -> str: ...
+
+    def stamp(self, entry: FileEntry) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +118,11 @@ class IpfsSource(DocumentSource):
         )
 
     def identity(self) -> str:
-        return files_identity(len(self), self.files)
+        """Record count and every file, in record order, by CID (or a local file's content
+        stamp): another order of the datasets is another identity."""
+        pairs = zip(self.files, self.entries, strict=True)
+        stamps = "\n".join(f"{name}={self.reader.stamp(entry)}" for name, entry in pairs)
+        return f"{len(self)} documents in {len(self.entries)} files ({hash_text(stamps)})"
 
     def _state(self):
         """Pool, lock and open files of this process (a forked child starts its own)."""
