@@ -110,6 +110,18 @@ class MemmapDataConfig(DataConfig):
             self.window_offset is None or self.window_offset >= 0,
             "must be None or 0 or more",
         )
+        require(
+            self,
+            "window_offset",
+            self.window_offset is None or self.records == "windows",
+            "places windows; with records='documents' remove it",
+        )
+        require(
+            self,
+            "pad_token_id",
+            self.pad_token_id is None or self.records == "documents",
+            "strips the padding of documents (records='documents'); windows keep every token",
+        )
 
     def describe_source(self) -> str:
         return f"memmap:{self.records}:{self.data_files}"

@@ -354,6 +354,11 @@ class MemmapDocuments(_TokenFilesSource):
 def open_memmap_source(config: MemmapDataConfig) -> MemmapWindows | MemmapDocuments:
     """The source a `MemmapDataConfig` describes; bad files raise errors that name them."""
     paths = expand_paths(config.data_files, what="token file", fix="Check data_files.")
+    if config.dtype != "uint16" and all(path.suffix == ".npy" for path in paths):
+        raise ConfigError(
+            f"Invalid data config: dtype = {config.dtype!r} has no effect: data_files names only "
+            ".npy files, which carry their own dtype; remove it (it is for raw .bin files)."
+        )
     files = [inspect_token_file(str(path), config.dtype) for path in paths]
     if config.records == "windows":
         return MemmapWindows(
