@@ -52,22 +52,24 @@ def measure(
     warmup: int,
     steps: int,
     started: float,
+    min_seconds: float = 0.0,
 ) -> Measurement:
     """Times `steps` batches after `warmup` (enough to drain what the pipeline read ahead while
-    starting, so the figure is the steady rate); `count_tokens(batch)` gives (real tokens,
-    slots)."""
+    starting, so the figure is the steady rate), and more until `min_seconds` have passed (so
+    that a fast pipeline is timed over many read blocks, not the few it read ahead);
+    `count_tokens(batch)` gives (real tokens, slots)."""
     first = next(batches)
     first_batch_s = time.perf_counter() - started
     for _ in range(warmup):
         next(batches)
-    tokens = slots = 0
+    tokens = slots = done = 0
     begin = time.perf_counter()
-    for _ in range(steps):
+    while done < steps or time.perf_counter() - begin < min_seconds:
         real, total = count_tokens(next(batches))
-        tokens, slots = tokens + real, slots + total
+        tokens, slots, done = tokens + real, slots + total, done + 1
     steady_s = time.perf_counter() - begin
     del first
-    return Measurement(tokens, steps, slots, first_batch_s, steady_s, peak_rss_mb())
+    return Measurement(tokens, done, slots, first_batch_s, steady_s, peak_rss_mb())
 
 
 def count_llm_batch(batch) -> tuple[int, int]:
@@ -103,11 +105,11 @@ def write_token_shards(
     folder: Path, lengths: np.ndarray, *, num_shards: int, vocab: int, seed: int
 ) -> int:
     """Pre-tokenized int32 documents of the given lengths as ArrayRecord shards; returns tokens."""
+    if (folder / "done").is_file():
+        return int((folder / "done").read_text())
     # Imported here: the writer brings Grain, which would count in every variant's peak RSS.
     from xlstm_data.sources.array_record import write_array_record_shards
 
-    if (folder / "done").is_file():
-        return int((folder / "done").read_text())
     rng = np.random.default_rng(seed)
     tokens = rng.integers(3, vocab, size=int(lengths.sum()), dtype=np.int32)
     ends = np.cumsum(lengths)

@@ -11,7 +11,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 SMALL = {
-    "pipeline_throughput": ["--documents", "300", "--steps", "6", "--batch", "4",
+    "pipeline_throughput": ["--documents", "300", "--steps", "6", "--batch", "4", "--seconds", "0",
                             "--length", "256"],
     "tokenize_throughput": ["--documents", "1000", "--steps", "4", "--batch", "4",
                             "--length", "256"],

@@ -81,11 +81,15 @@ class Documents:
 
     @staticmethod
     def concatenate(blocks: list[Documents]) -> Documents:
+        """One block of the documents of `blocks` (the tokens of a single block are not
+        copied) with their counts summed."""
         counts: Counter = Counter()
         for block in blocks:
             counts.update(block.counts)
         if not blocks:
             return Documents(np.zeros(0, TOKEN_DTYPE), np.zeros(0, np.int64), counts)
+        if len(blocks) == 1:
+            return Documents(blocks[0].tokens, blocks[0].lengths, counts)
         return Documents(
             np.concatenate([b.tokens for b in blocks]),
             np.concatenate([b.lengths for b in blocks]),

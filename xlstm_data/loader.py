@@ -182,11 +182,9 @@ class MultiHostDataLoadIterator:
             raise StopIteration
         if pad:
             rows = self.reader.schedule.local_rows(self.step)
-            shape = (self.reader.stacked_fields, rows, self.reader.max_target_length)
-            zeros = np.zeros(shape, np.int32)
-            item = self._to_global(
-                (zeros, Counter(padding_rows=rows, padding_tokens=zeros[0].size))
-            )
+            shape = (rows, self.reader.stacked_fields, self.reader.max_target_length)
+            padding = Counter(padding_rows=rows, padding_tokens=rows * shape[2])
+            item = self._to_global((np.zeros(shape, np.int32), padding))
         batch, counts = item
         self.counts.update(counts)
         self.step += 1

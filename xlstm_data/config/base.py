@@ -124,15 +124,15 @@ class DataConfig:
     calling thread when a batch is asked for, which JAX's asynchronous dispatch already overlaps
     with the running step (and is fastest when the loop never waits on the devices); raise it
     for training loops that block on every step."""
-    read_block_size: int = setting(
-        2048,
+    read_block_size: int | None = setting(
+        None,
         readers=("online",),
         instead="a global plan reads the documents of about 10^6 tokens of rows at once",
     )
     """Records read, parsed and tokenized together: one read call per file and block (random
     reads get much cheaper) and one tokenizer call per block (batched encoding parallelises
-    better). A few blocks per read thread are held in memory: lower it for very long
-    documents."""
+    better). None: as many records as make about 16 MB (at most 2048), judged from a sample
+    of the source, so that blocks of long documents stay small in memory and cheap to join."""
     read_threads: int | None = setting(None, scope="plan", in_state=False)
     """Threads (per worker) reading and tokenizing blocks ahead of the packer (0: read in the
     packer's thread). Default: 2 when tokenizing (tokenizers release the GIL), else 1."""
@@ -199,7 +199,12 @@ class DataConfig:
         require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
         require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
         require(self, "device_prefetch", self.device_prefetch >= 0, "must be 0 or more")
-        require(self, "read_block_size", self.read_block_size >= 1, "must be at least 1")
+        require(
+            self,
+            "read_block_size",
+            self.read_block_size is None or self.read_block_size >= 1,
+            "must be None or at least 1",
+        )
         require(
             self,
             "read_threads",

@@ -10,13 +10,14 @@ document, which makes a global plan of 10^8 documents take seconds.
 from __future__ import annotations
 
 import bisect
+import collections
 
 import numpy as np
 
 from xlstm_data.packing.placement import Placement
 
 # Above this many documents the histogram variant is faster.
-HISTOGRAM_ABOVE = 2_000
+HISTOGRAM_ABOVE = 20_000
 
 
 def best_fit_decreasing(lengths: np.ndarray, capacity: int) -> Placement:
@@ -52,21 +53,25 @@ def per_document_best_fit_decreasing(lengths: np.ndarray, capacity: int) -> Plac
 
 
 class _RowGroups:
-    """Open rows grouped by free space; a group is a run of consecutive row ids [start, stop)."""
+    """Open rows grouped by free space; a group is a run of consecutive row ids [start, stop).
+    The free spaces that have a group are kept sorted, so the best fit is one bisection."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self.groups: list[list[list[int]]] = [[] for _ in range(capacity + 1)]
-        self.occupied = np.zeros(capacity + 1, dtype=bool)
+        self.groups: collections.defaultdict[int, collections.deque[list[int]]] = (
+            collections.defaultdict(collections.deque)
+        )
+        self.free_sizes: list[int] = []  # sorted; those whose group is not empty
 
     def smallest_free_at_least(self, length: int) -> int | None:
-        free = np.flatnonzero(self.occupied[length:])
-        return int(free[0]) + length if len(free) else None
+        slot = bisect.bisect_left(self.free_sizes, length)
+        return self.free_sizes[slot] if slot < len(self.free_sizes) else None
 
     def add(self, free: int, start: int, count: int) -> None:
         if free > 0 and count > 0:
+            if not self.groups[free]:
+                bisect.insort(self.free_sizes, free)
             self.groups[free].append([start, count])
-            self.occupied[free] = True
 
     def take(self, free: int, count: int) -> tuple[int, int]:
         """Removes up to `count` rows (one run) of the first group with `free` room."""
@@ -76,8 +81,9 @@ class _RowGroups:
         group[0] += taken
         group[1] -= taken
         if not group[1]:
-            self.groups[free].pop(0)
-            self.occupied[free] = bool(self.groups[free])
+            self.groups[free].popleft()
+            if not self.groups[free]:
+                self.free_sizes.pop(bisect.bisect_left(self.free_sizes, free))
         return start, taken
 
 

@@ -20,21 +20,25 @@ def first_fit(lengths: np.ndarray, capacity: int) -> Placement:
     count = len(lengths)
     row_of = np.full(count, -1, dtype=np.int64)
     offset_of = np.zeros(count, dtype=np.int64)
-    leaves = 1 << max(0, int(count - 1).bit_length())
+    # First fit never leaves two rows each at most half full (the later one's documents would
+    # have fit into the earlier), so it opens at most 2 * tokens / capacity + 1 rows.
+    most_rows = min(count, 2 * int(lengths.sum()) // max(capacity, 1) + 1)
+    leaves = 1 << max(0, int(most_rows - 1).bit_length())
     free = [capacity] * (2 * leaves)  # free[1] is the root; leaves start at `leaves`
-    num_rows = 0
+    rows, offsets, num_rows = row_of.tolist(), offset_of.tolist(), 0
     for doc, length in enumerate(lengths.tolist()):
         if length == 0:
             continue
         node = 1
         while node < leaves:
             node = 2 * node if free[2 * node] >= length else 2 * node + 1
-        row = node - leaves
-        row_of[doc], offset_of[doc] = row, capacity - free[node]
-        num_rows = max(num_rows, row + 1)
+        rows[doc], offsets[doc] = node - leaves, capacity - free[node]
+        num_rows = max(num_rows, node - leaves + 1)
         free[node] -= length
-        node //= 2
-        while node:
-            free[node] = max(free[2 * node], free[2 * node + 1])
+        while node > 1:  # the room of the ancestors, up to the first that does not change
             node //= 2
-    return Placement(row_of, offset_of, num_rows)
+            room = max(free[2 * node], free[2 * node + 1])
+            if free[node] == room:
+                break
+            free[node] = room
+    return Placement(np.array(rows, np.int64), np.array(offsets, np.int64), num_rows)

@@ -26,21 +26,21 @@ LOGGER = logging.getLogger(__name__)
 
 
 def join_rows(rows: Sequence[Row]) -> tuple[np.ndarray, Counter]:
-    """The rows' stacked fields as one [4 or 6, rows, length] array (a slice of their window
-    when they are consecutive rows of it, else stacked) and their counts, summed."""
+    """The rows' stacked fields as one [rows, 4 or 6, length] array, and their counts, summed.
+    Consecutive rows of one window are a slice of it (no copy); rows of several windows are
+    joined run by run."""
     counts: Counter = Counter()
+    runs: list[list[Row]] = []
     for row in rows:
         if row.counts:
             counts.update(row.counts)
-    first = rows[0]
-    consecutive = all(
-        row.fields is first.fields and row.index == first.index + i for i, row in enumerate(rows)
-    )
-    if consecutive:
-        fields = np.ascontiguousarray(first.fields[:, first.index : first.index + len(rows)])
-    else:
-        fields = np.stack([row.values for row in rows], axis=1)
-    return fields, counts
+        last = runs[-1][-1] if runs else None
+        if last is not None and row.fields is last.fields and row.index == last.index + 1:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    slices = [run[0].fields[run[0].index : run[-1].index + 1] for run in runs]
+    return (slices[0] if len(slices) == 1 else np.concatenate(slices)), counts
 
 
 def row_groups(rows: grain.IterDataset, schedule: BatchSchedule) -> grain.IterDataset:
@@ -85,7 +85,7 @@ class _BatchIterator(grain.DatasetIterator):
         groups, got = [], 0
         for fields, counts in itertools.islice(self._parent, rows // spec.schedule.group_rows):
             groups.append((fields, counts))
-            got += fields.shape[1]
+            got += len(fields)
             if got < len(groups) * spec.schedule.group_rows:
                 break  # the last, partial group of the stream
         if not groups or (got < rows and not spec.pad_remainder):
@@ -99,11 +99,11 @@ class _BatchIterator(grain.DatasetIterator):
         for _, group_counts in groups:
             counts.update(group_counts)
         if got < rows:  # the end of a finite stream: fully masked rows
-            count, _, length = groups[0][0].shape
-            groups.append((np.zeros((count, rows - got, length), np.int32), None))
+            _, count, length = groups[0][0].shape
+            groups.append((np.zeros((rows - got, count, length), np.int32), None))
             counts["padding_rows"] += rows - got
             counts["padding_tokens"] += (rows - got) * length
-        return np.concatenate([fields for fields, _ in groups], axis=1), counts
+        return np.concatenate([fields for fields, _ in groups]), counts
 
     def get_state(self) -> dict[str, Any]:
         return {"parent": self._parent.get_state(), "step": self._step}

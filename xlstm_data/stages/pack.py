@@ -14,22 +14,23 @@ documents to skip in that block, rows already emitted).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from typing import Any, Literal
 
 import grain
 import numpy as np
 
-from xlstm_data.documents import TOKEN_DTYPE, Documents
+from xlstm_data.documents import Documents
 from xlstm_data.errors import DataError
 from xlstm_data.packing import Placement, place
-from xlstm_data.stages.shift import shift_rows
+from xlstm_data.stages.shift import fill_inputs, shift_rows, stacked_field_count
 
 
 @dataclasses.dataclass
 class Row:
-    """Row `index` of a window's stacked fields ([4 or 6, rows, length], `shift_rows`), and what the
-    pipeline counted up to it (documents, tokens, padding …), if anything."""
+    """Row `index` of a window's stacked fields ([rows, 4 or 6, length], `shift_rows`), and
+    what the pipeline counted up to it (documents, tokens, padding …), if anything."""
 
     fields: np.ndarray
     index: int
@@ -38,21 +39,58 @@ class Row:
     @property
     def values(self) -> np.ndarray:
         """The row's stacked fields, [4 or 6, length]."""
-        return self.fields[:, self.index]
+        return self.fields[self.index]
+
+
+def pack_fields(
+    documents: Documents,
+    placement: Placement,
+    row_length: int,
+    *,
+    shift_target: Literal["inputs", "targets", "none"],
+    first_input_id: int,
+    eod_id: int | None = None,
+) -> np.ndarray:
+    """The stacked `LLMBatch` fields [rows, 4 or 6, length] of the rows of a placement (see
+    `shift_rows`); `eod_id` starts a segment after every EOD token inside a document.
+
+    The common layouts are written in place: targets and positions are gathered straight into
+    the stacked array, row by row, and the inputs are one shifted copy of the targets.
+    """
+    if shift_target == "targets" or eod_id is not None:
+        targets, segments, positions = materialize_rows(documents, placement, row_length)
+        if eod_id is not None:
+            segments, positions = segments_from_eod(targets, segments, eod_id)
+        return shift_rows(
+            targets, segments, positions, shift_target=shift_target, first_input_id=first_input_id
+        )
+    fields = np.empty((placement.num_rows, stacked_field_count(shift_target), row_length), np.int32)
+    out = (fields[:, 1], fields[:, 3], fields[:, 2])
+    materialize_rows(documents, placement, row_length, out=out)
+    fill_inputs(fields, shift_target=shift_target, first_input_id=first_input_id)
+    return fields
 
 
 def materialize_rows(
-    documents: Documents, placement: Placement, row_length: int
+    documents: Documents,
+    placement: Placement,
+    row_length: int,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement.
+    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement
+    (written into `out` when given; its arrays may be strided views of a stacked batch).
 
-    The documents are laid out in row order, each row closed by its padding, and every array is
-    built by one concatenation of views: a single copy per token, no index arrays.
+    The documents are laid out in row order, each row closed by its padding, and every row is
+    one concatenation of views: a single copy per token, no index arrays.
     """
     shape = (placement.num_rows, row_length)
+    if out is None:
+        out = tuple(np.empty(shape, np.int32) for _ in range(3))
     placed = np.flatnonzero(placement.row >= 0)
     if not len(placed):
-        return tuple(np.zeros(shape, np.int32) for _ in range(3))
+        for array in out:
+            array.fill(0)
+        return out
     order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
     rows = placement.row[order]
     lengths = documents.lengths[order]
@@ -65,8 +103,8 @@ def materialize_rows(
     padding = row_length - np.bincount(rows, weights=lengths, minlength=placement.num_rows)
     padding = padding.astype(np.int64)[rows[last_of_row]]
 
-    # Pieces in output order: each row's documents, then its padding (a slice of zeros kept
-    # after the tokens, so every piece is a view of one buffer).
+    # Pieces in output order: each row's documents, then its padding (piece start -1: a slice
+    # of zeros).
     pieces = len(order) + len(padding)
     piece_starts = np.empty(pieces, np.int64)
     piece_lengths = np.empty(pieces, np.int64)
@@ -75,23 +113,32 @@ def materialize_rows(
     pad_slots = doc_slots[last_of_row] + 1
     piece_starts[doc_slots], piece_lengths[doc_slots] = starts, lengths
     piece_segments[doc_slots] = segment_of_doc
-    piece_starts[pad_slots], piece_lengths[pad_slots] = len(documents.tokens), padding
-    zeros = np.zeros(row_length, TOKEN_DTYPE)
-    tokens = np.concatenate([documents.tokens, zeros])
-    # Positions count 0, 1, … within documents: slices of [0..row_length) or, for padding, of
-    # the zeros after it.
-    counting = np.concatenate([np.arange(row_length, dtype=np.int32), zeros])
-    counting_starts = np.where(piece_segments > 0, 0, row_length)
-    targets = _gather_spans(tokens, piece_starts, piece_lengths).reshape(shape)
-    segments = np.repeat(piece_segments, piece_lengths).reshape(shape)
-    positions = _gather_spans(counting, counting_starts, piece_lengths).reshape(shape)
-    return targets, segments, positions
+    piece_starts[pad_slots], piece_lengths[pad_slots] = -1, padding
+    row_pieces = np.r_[0, pad_slots + 1]  # pieces [row_pieces[r], row_pieces[r + 1]) fill row r
+    targets, segments, positions = out
+    # Positions count 0, 1, … within documents: slices of [0..row_length), or zeros.
+    counting = np.arange(row_length, dtype=np.int32)
+    _gather_rows(documents.tokens, piece_starts, piece_lengths, row_pieces, targets)
+    counting_starts = np.where(piece_starts >= 0, 0, -1)
+    _gather_rows(counting, counting_starts, piece_lengths, row_pieces, positions)
+    segments[...] = np.repeat(piece_segments, piece_lengths).reshape(shape)
+    return out
 
 
-def _gather_spans(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """values[s:s+n] for every (s, n), concatenated: one copy, no index arrays."""
-    ends = (starts + lengths).tolist()
-    return np.concatenate([values[a:b] for a, b in zip(starts.tolist(), ends, strict=True)])
+def _gather_rows(
+    values: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    row_pieces: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Row r of `out` is the concatenation of values[s:s+n] (or n zeros where s is -1) for the
+    pieces [row_pieces[r], row_pieces[r + 1]): one copy, no index arrays."""
+    zeros = np.zeros(out.shape[1], values.dtype)
+    spans = zip(starts.tolist(), lengths.tolist(), strict=True)
+    views = [values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans]
+    for row, (first, last) in enumerate(itertools.pairwise(row_pieces.tolist())):
+        np.concatenate(views[first:last], out=out[row])
 
 
 def segments_from_eod(
@@ -231,15 +278,13 @@ class _PackIterator(grain.DatasetIterator):
             return False
         spec = self._spec
         placement = place(documents.lengths, spec.row_length, spec.algorithm)
-        targets, segments, positions = materialize_rows(documents, placement, spec.row_length)
-        if spec.eod_id is not None and spec.algorithm == "none":
-            segments, positions = segments_from_eod(targets, segments, spec.eod_id)
-        self._fields = shift_rows(
-            targets,
-            segments,
-            positions,
+        self._fields = pack_fields(
+            documents,
+            placement,
+            spec.row_length,
             shift_target=spec.shift_target,
             first_input_id=spec.first_input_id,
+            eod_id=spec.eod_id if spec.algorithm == "none" else None,
         )
         counts = self._pending_counts
         counts["rows"] += placement.num_rows
@@ -251,7 +296,7 @@ class _PackIterator(grain.DatasetIterator):
         return True
 
     def __next__(self) -> Row:
-        while self._fields is None or self._next_row >= self._fields.shape[1]:
+        while self._fields is None or self._next_row >= len(self._fields):
             skip_rows = self._next_row if self._fields is None else 0
             if not self._build_window():
                 raise StopIteration
@@ -267,7 +312,7 @@ class _PackIterator(grain.DatasetIterator):
 
     def get_state(self) -> dict[str, Any]:
         block_state, skip_documents = self._window_state
-        if self._fields is not None and self._next_row >= self._fields.shape[1]:
+        if self._fields is not None and self._next_row >= len(self._fields):
             # Window used up: the next one starts where this one stopped reading.
             block_state, skip_documents, rows = self._block_state, self._next_document, 0
         else:

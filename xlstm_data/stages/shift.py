@@ -30,8 +30,9 @@ BATCH_FIELDS = (
 )
 
 
-# Which row of a stacked batch holds each of BATCH_FIELDS. Unless the targets shift left,
-# inputs and targets share positions and segmentation, so a batch stacks only four arrays.
+# Which slot of a stacked batch [rows, fields, length] holds each of BATCH_FIELDS. Unless the
+# targets shift left, inputs and targets share positions and segmentation, so a batch stacks
+# only four arrays. Rows come first, so consecutive rows of a window are one contiguous slice.
 SHARED_LAYOUT = (0, 1, 2, 3, 2, 3)
 FULL_LAYOUT = (0, 1, 2, 3, 4, 5)
 
@@ -42,13 +43,14 @@ def stacked_field_count(shift_target: Literal["inputs", "targets", "none"]) -> i
 
 
 def layout(fields: np.ndarray) -> tuple[int, ...]:
-    """Row of `fields` (a stacked batch) that holds each of BATCH_FIELDS."""
-    return FULL_LAYOUT if len(fields) == len(FULL_LAYOUT) else SHARED_LAYOUT
+    """Slot of `fields` (a stacked batch [rows, 4 or 6, length], or one row [4 or 6, length])
+    that holds each of BATCH_FIELDS."""
+    return FULL_LAYOUT if fields.shape[-2] == len(FULL_LAYOUT) else SHARED_LAYOUT
 
 
 def field(fields: np.ndarray, name: str) -> np.ndarray:
-    """The named `LLMBatch` field of a stacked batch [4 or 6, rows, length]."""
-    return fields[layout(fields)[BATCH_FIELDS.index(name)]]
+    """The named `LLMBatch` field of a stacked batch ([rows, length]) or of one row."""
+    return fields[..., layout(fields)[BATCH_FIELDS.index(name)], :]
 
 
 def shift_rows(
@@ -60,11 +62,11 @@ def shift_rows(
     first_input_id: int,
 ) -> np.ndarray:
     """The `LLMBatch` fields of rows [rows, row length] as one stacked int32 array
-    [4 or 6, rows, length] (see `layout`): one block to transfer to the devices or to pass
+    [rows, 4 or 6, length] (see `layout`): one block to transfer to the devices or to pass
     between processes. Fully masked rows (segment ids all 0) come out all zero."""
     count, width = tokens.shape
     if shift_target == "targets":
-        out = np.empty((len(FULL_LAYOUT), count, width - 1), dtype=np.int32)
+        out = np.empty((count, len(FULL_LAYOUT), width - 1), dtype=np.int32)
         (
             inputs,
             targets,
@@ -72,7 +74,7 @@ def shift_rows(
             inputs_segmentation,
             targets_position,
             targets_segmentation,
-        ) = out
+        ) = out.transpose(1, 0, 2)
         inputs[:], targets[:] = tokens[:, :-1], tokens[:, 1:]
         inputs_position[:], inputs_segmentation[:] = positions[:, :-1], segment_ids[:, :-1]
         # A target in another document than its input is masked: predicting a new document
@@ -81,13 +83,21 @@ def shift_rows(
         np.multiply(inputs_position, same, out=targets_position)
         np.multiply(inputs_segmentation, same, out=targets_segmentation)
         return out
-    out = np.empty((stacked_field_count(shift_target), count, width), dtype=np.int32)
-    inputs, targets, out[2], out[3] = out[0], out[1], positions, segment_ids
-    targets[:] = tokens
+    out = np.empty((count, stacked_field_count(shift_target), width), dtype=np.int32)
+    out[:, 1], out[:, 2], out[:, 3] = tokens, positions, segment_ids
+    fill_inputs(out, shift_target=shift_target, first_input_id=first_input_id)
+    return out
+
+
+def fill_inputs(
+    fields: np.ndarray, *, shift_target: Literal["inputs", "none"], first_input_id: int
+) -> None:
+    """Writes the inputs (slot 0) of stacked fields [rows, 4, length] from their targets (slot
+    1) and segmentation (slot 3)."""
+    inputs, targets, segments = fields[:, 0], fields[:, 1], fields[:, 3]
     if shift_target == "inputs":
         # Rows start with a document unless they are empty (fully masked, all zero).
-        inputs[:, 0] = (segment_ids[:, 0] > 0) * first_input_id
-        inputs[:, 1:] = tokens[:, :-1]
+        inputs[:, 0] = (segments[:, 0] > 0) * first_input_id
+        inputs[:, 1:] = targets[:, :-1]
     else:
-        inputs[:] = tokens
-    return out
+        inputs[:] = targets

@@ -27,8 +27,7 @@ from xlstm_data.readers.plan.store import load_plan
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.protocol import DocumentSource
 from xlstm_data.stages.epochs import epoch_length
-from xlstm_data.stages.pack import materialize_rows
-from xlstm_data.stages.shift import shift_rows
+from xlstm_data.stages.pack import pack_fields
 
 
 class EpochSlots:
@@ -175,7 +174,7 @@ class PlanBatches(grain.MapDataset):
                 tokens=used,
                 padding_tokens=len(rows) * self.row_length - used,
             )
-            batches.append((np.ascontiguousarray(fields[:, begin:end]), counts))
+            batches.append((fields[begin:end], counts))
             begin = end
         return batches
 
@@ -203,13 +202,10 @@ class PlanBatches(grain.MapDataset):
         lengths = np.concatenate([lengths, np.zeros(len(empty), np.int64)])
         offset = np.concatenate([offset, np.zeros(len(empty), np.int64)])
         placement = Placement(piece_row, offset, len(rows))
-        targets, segments, positions = materialize_rows(
-            Documents(tokens, lengths), placement, self.row_length
-        )
-        fields = shift_rows(
-            targets,
-            segments,
-            positions,
+        fields = pack_fields(
+            Documents(tokens, lengths),
+            placement,
+            self.row_length,
             shift_target=self.shift_target,
             first_input_id=self.first_input_id,
         )
