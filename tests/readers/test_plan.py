@@ -231,3 +231,23 @@ def test_worker_processes_and_device_prefetch_give_the_same_plan_batches(sources
             expected, *others = (np.asarray(next(i).targets) for i in iterators)
             for other in others:
                 np.testing.assert_array_equal(other, expected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 3000), st.integers(1, 64), st.integers(0, 2**16), st.booleans())
+def test_every_epoch_visits_every_row_once_in_blocks(num_rows, batch, seed, shuffle):
+    from xlstm_data.readers.plan.batches import SHUFFLE_BLOCK_ROWS, EpochSlots
+
+    slots = EpochSlots(
+        num_rows, global_batch_size=batch, drop_remainder=False, max_steps_per_epoch=None,
+        num_epochs=2, shuffle=shuffle, seed=seed,
+    )  # fmt: skip
+    epochs = [
+        slots.rows(np.arange(e, e + slots.slots_per_epoch)) for e in (0, slots.slots_per_epoch)
+    ]
+    for rows in epochs:
+        assert sorted(rows[rows >= 0].tolist()) == list(range(num_rows))
+        assert (rows[num_rows:] == -1).all()  # padding slots close the epoch
+        if shuffle:  # rows of one block stay consecutive
+            real = rows[rows >= 0]
+            assert ((np.diff(real) == 1) | (real[1:] % SHUFFLE_BLOCK_ROWS == 0)).all()
