@@ -20,11 +20,11 @@ _SHARD_INDEX = re.compile(r"(\d+)(?!.*\d)")
 
 def shard_sort_key(path: str | os.PathLike) -> tuple[str, str, int, str]:
     """Orders `train_000002` before `train_000010` (numeric shard index, not text order), folder
-    by folder."""
-    path = Path(path)
-    match = _SHARD_INDEX.search(path.stem)
-    prefix = path.name[: match.start()] if match else path.name
-    return str(path.parent), prefix, int(match.group(1)) if match else -1, path.name
+    by folder. (Plain string operations: it orders the 10^4 shards of a corpus at start-up.)"""
+    folder, name = os.path.split(os.fspath(path))
+    match = _SHARD_INDEX.search(name, 0, name.rfind(".") if "." in name else len(name))
+    prefix = name[: match.start()] if match else name
+    return folder, prefix, int(match.group(1)) if match else -1, name
 
 
 def expand_paths(
@@ -50,8 +50,7 @@ def expand_paths(
             found = [Path(p) for p in glob.glob(str(path)) if os.path.isfile(p)]
             problem = f"No {what} matches {str(path)!r}."
         elif path.is_dir():
-            walk = path.rglob("*") if recursive else path.iterdir()
-            found = [p for p in walk if p.is_file() and (not suffixes or p.suffix in suffixes)]
+            found = _files_in(path, suffixes, recursive)
             kinds = "/".join(f"*{suffix}" for suffix in suffixes or [""])
             problem = f"Folder {str(path)!r} holds no {kinds} files."
         elif path.is_file():
@@ -61,6 +60,18 @@ def expand_paths(
         if not found:
             raise ConfigError(f"{problem} {fix}".strip())
         files += sorted(found, key=shard_sort_key)
+    return files
+
+
+def _files_in(folder: Path, suffixes: Sequence[str] | None, recursive: bool) -> list[Path]:
+    """The files of `folder` (and its sub-folders) that end in one of `suffixes`."""
+    files = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir() and recursive:
+                files += _files_in(Path(entry.path), suffixes, recursive)
+            elif entry.is_file() and (not suffixes or entry.name.endswith(tuple(suffixes))):
+                files.append(Path(entry.path))
     return files
 
 

@@ -125,6 +125,12 @@ class MultiHostDataLoadIterator:
         """What the pipeline has read, packed, padded and dropped on this host so far."""
         self.first_step = first_step
         self.step = first_step
+        first_shape = (
+            reader.schedule.local_rows(first_step),
+            reader.stacked_fields,
+            reader.max_target_length,
+        )
+        self._to_global.compile_ahead(first_shape)
         self._open(first_step)
 
     def _open(self, step: int) -> None:

@@ -4,6 +4,7 @@ transfer of a local batch into global `jax.Array`s."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections import Counter
 from collections.abc import Sequence
 
@@ -71,23 +72,51 @@ class GlobalArrays:
 
     One transfer of the stacked fields (each device's rows one contiguous block), then one
     compiled split into the arrays: a third of the cost of separate transfers, and a single
-    host-to-device copy on accelerators.
+    host-to-device copy on accelerators. The split compiles in the background
+    (`compile_ahead`); until it is ready, batches go over field by field, so the first batch
+    never waits for the compiler.
     """
 
     def __init__(self, mesh: Mesh, data_axis_names: tuple[str, ...], host_count: int):
         self.host_count = host_count
         self.stacked_sharding = NamedSharding(mesh, PartitionSpec(data_axis_names))
+        self.field_sharding = NamedSharding(mesh, PartitionSpec(data_axis_names))
         self.split = _split(mesh, data_axis_names)
+        self._compiled: set[tuple[int, int, int]] = set()
+
+    def compile_ahead(self, local_shape: tuple[int, int, int]) -> None:
+        """Compiles the split for local batches of `local_shape` in a background thread, while
+        the pipeline reads its first block."""
+        rows, fields, length = local_shape
+        spec = jax.ShapeDtypeStruct(
+            (rows * self.host_count, fields, length), np.int32, sharding=self.stacked_sharding
+        )
+
+        def compile_split() -> None:
+            self.split.lower(spec).compile()
+            self._compiled.add(local_shape)
+
+        # Not a daemon: the interpreter must not finalize while XLA compiles (it aborts).
+        threading.Thread(target=compile_split, name="compile-batch-split").start()
 
     def __call__(self, item: tuple[np.ndarray, Counter]) -> tuple[LLMBatch, Counter]:
         fields, counts = item
         rows, fields_count, length = fields.shape
-        global_shape = (rows * self.host_count, fields_count, length)
-        stacked = jax.make_array_from_process_local_data(
-            self.stacked_sharding, fields, global_shape
-        )
-        arrays = self.split(stacked)
+        if not self._compiled:  # the split is still compiling
+            arrays = [self._field(fields[:, i]) for i in range(fields_count)]
+        else:
+            global_shape = (rows * self.host_count, fields_count, length)
+            stacked = jax.make_array_from_process_local_data(
+                self.stacked_sharding, fields, global_shape
+            )
+            arrays = self.split(stacked)
         return LLMBatch(*(arrays[i] for i in layout(fields))), counts
+
+    def _field(self, local: np.ndarray) -> jax.Array:
+        rows, length = local.shape
+        return jax.make_array_from_process_local_data(
+            self.field_sharding, np.ascontiguousarray(local), (rows * self.host_count, length)
+        )
 
 
 @functools.lru_cache(maxsize=32)

@@ -132,6 +132,7 @@ def document_rows(
         eod_id=tokens.eod_id if not config.tokenize_data else None,
         empty_block_limit=blocks.blocks_per_epoch,
         name=input.name,
+        first_window_rows=local_batch_size,
     )
 
 

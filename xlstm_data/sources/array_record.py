@@ -36,11 +36,17 @@ class ArrayRecordSource(DocumentSource):
 
     READER_OPTIONS = "readahead_buffer_size:0,max_parallelism:1"
 
-    def __init__(self, files: list[str], records_per_file: list[int]):
+    def __init__(
+        self,
+        files: list[str],
+        records_per_file: list[int],
+        readers: list[ArrayRecordReader] | None = None,
+    ):
+        """`readers`: the files' readers, when the caller opened them already (to count)."""
         self.files = list(files)
         self.records_per_file = list(records_per_file)
         self._records = RecordFiles(self.records_per_file)
-        self._readers: list[ArrayRecordReader | None] = [None] * len(self.files)
+        self._readers: list[ArrayRecordReader | None] = readers or [None] * len(self.files)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -96,16 +102,23 @@ class ArrayRecordSource(DocumentSource):
         return f"ArrayRecordSource({len(self.files)} files, {len(self)} records)"
 
 
-def count_records(file: str) -> int:
+def open_shard(file: str) -> tuple[ArrayRecordReader, int]:
+    """A reader of `file` and its record count, or an error naming the file."""
     try:
-        reader = ArrayRecordReader(file)
-        count = reader.num_records()
-        reader.close()
+        reader = ArrayRecordReader(file, ArrayRecordSource.READER_OPTIONS)
+        if not reader.ok():  # a file that is no ArrayRecord file opens, as not ok
+            reader.close()  # raises the reader's error
+        return reader, reader.num_records()
     except Exception as error:  # the C++ reader raises RuntimeError/ValueError variously
         raise DataError(
             f"ArrayRecord file {file} cannot be opened ({error}). It is corrupt or not an "
             "ArrayRecord file: re-create it or remove it from the folder."
         ) from error
+
+
+def count_records(file: str) -> int:
+    reader, count = open_shard(file)
+    reader.close()
     return count
 
 
@@ -127,20 +140,23 @@ def load_array_record_dataset(
             fix="Write shards there or set file_extension to the ending your files use.",
         )
     ]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
-        counts = list(pool.map(count_records, files))
-    for file, count in zip(files, counts, strict=True):
+    # Opening a shard waits on the file system more than on the CPU: a few threads per core.
+    # The readers stay open for the first reads, which would open them again.
+    threads = min(len(files), 2 * (os.cpu_count() or 1), 32)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        opened = list(pool.map(open_shard, files))
+    for file, (_, count) in zip(files, opened, strict=True):
         if count == 0:
             LOGGER.warning("ArrayRecord file %s holds no records; it is left out.", file)
-    kept = [(f, n) for f, n in zip(files, counts, strict=True) if n > 0]
+    kept = [(f, r, n) for f, (r, n) in zip(files, opened, strict=True) if n > 0]
     if not kept:
         raise DataError(
             f"ArrayRecord folder {str(folder)!r} holds no records in {len(files)} files."
         )
-    LOGGER.info(
-        "Loaded %d records from %d ArrayRecord files in %s.", sum(counts), len(kept), folder
-    )
-    return ArrayRecordSource([f for f, _ in kept], [n for _, n in kept])
+    records = sum(n for _, _, n in kept)
+    LOGGER.info("Loaded %d records from %d ArrayRecord files in %s.", records, len(kept), folder)
+    files, readers, counts = (list(column) for column in zip(*kept, strict=True))
+    return ArrayRecordSource(files, counts, readers)
 
 
 def open_array_record_source(config: GrainArrayRecordsDataConfig) -> ArrayRecordSource:

@@ -26,6 +26,9 @@ from xlstm_data.permutation import EpochPermutations
 
 LOGGER = logging.getLogger(__name__)
 
+# Records of the stream's first read block: the first batch needs only a few hundred.
+FIRST_BLOCK_RECORDS = 256
+
 
 def epoch_length(
     count: int,
@@ -78,7 +81,9 @@ class EpochBlocks(grain.MapDataset):
 
     Keys ≥ `num_records` are padding. The length is infinite (`sys.maxsize`) when
     `num_epochs` is None. `first_position` starts the stream further in (this host's records
-    of all epochs counted one after the other), which skips ahead in O(1).
+    of all epochs counted one after the other), which skips ahead in O(1). The stream's first
+    block is at most FIRST_BLOCK_RECORDS long, so the first batch does not wait for a whole
+    block (blocks do not change the batches: the packer reads across them).
     """
 
     def __init__(
@@ -109,9 +114,9 @@ class EpochBlocks(grain.MapDataset):
         self.local_records_per_epoch = records_per_epoch // host_count
         self.blocks_per_epoch = math.ceil(self.local_records_per_epoch / block_size)
         self.first_epoch, self.first_offset = divmod(first_position, self.local_records_per_epoch)
-        self.first_epoch_blocks = math.ceil(
-            (self.local_records_per_epoch - self.first_offset) / block_size
-        )
+        self.first_block_size = min(block_size, FIRST_BLOCK_RECORDS)
+        rest = self.local_records_per_epoch - self.first_offset - self.first_block_size
+        self.first_epoch_blocks = 1 + math.ceil(max(0, rest) / block_size)
         self._permutations = EpochPermutations(num_records, seed)
 
     def __len__(self) -> int:
@@ -133,12 +138,15 @@ class EpochBlocks(grain.MapDataset):
             return self.slice(index)
         if index >= len(self):
             raise IndexError(f"block {index} is past the end ({len(self)} blocks)")
-        if index < self.first_epoch_blocks:
-            epoch, begin = self.first_epoch, self.first_offset + index * self.block_size
+        epoch, size = self.first_epoch, self.block_size
+        if index == 0:
+            begin, size = self.first_offset, self.first_block_size
+        elif index < self.first_epoch_blocks:
+            begin = self.first_offset + self.first_block_size + (index - 1) * size
         else:
             later, block = divmod(int(index) - self.first_epoch_blocks, self.blocks_per_epoch)
-            epoch, begin = self.first_epoch + 1 + later, block * self.block_size
-        local = np.arange(begin, min(begin + self.block_size, self.local_records_per_epoch))
+            epoch, begin = self.first_epoch + 1 + later, block * size
+        local = np.arange(begin, min(begin + size, self.local_records_per_epoch))
         batch, row = np.divmod(local, self.local_batch_size)
         positions = batch * self.global_batch_size + self.host_index * self.local_batch_size + row
         return self._permute(epoch, positions) if self.shuffle else positions

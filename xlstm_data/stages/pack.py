@@ -171,6 +171,8 @@ class PackIterDataset(grain.IterDataset):
     (`shift_target`, `first_input_id`), so batches of consecutive rows are slices.
     More than `empty_block_limit` blocks in a row without a token (a whole epoch of empty or
     skipped records) is an error naming `name`: an endless stream would never yield a row.
+    The stream's first window holds `first_window_rows` (a batch, say), so the first batch does
+    not wait for a whole window of documents to be read.
     """
 
     def __init__(
@@ -185,10 +187,12 @@ class PackIterDataset(grain.IterDataset):
         eod_id: int | None = None,
         empty_block_limit: int | None = None,
         name: str = "the source",
+        first_window_rows: int | None = None,
     ):
         super().__init__(parent)
         self.row_length = row_length
         self.window_rows = window_rows
+        self.first_window_rows = first_window_rows or window_rows
         self.algorithm = algorithm
         self.shift_target = shift_target
         self.first_input_id = first_input_id
@@ -211,9 +215,13 @@ class _PackIterator(grain.DatasetIterator):
         super().__init__(parent)
         self._spec = spec
         self._empty_blocks = 0
-        self._reset(parent.get_state(), skip_documents=0, skip_rows=0)
+        self._reset(parent.get_state(), skip_documents=0, skip_rows=0, first_window=True)
 
-    def _reset(self, block_state: Any, skip_documents: int, skip_rows: int) -> None:
+    def _reset(
+        self, block_state: Any, skip_documents: int, skip_rows: int, first_window: bool
+    ) -> None:
+        self._first_window = first_window  # whether the window to build next is the first
+        self._window_is_first = first_window  # whether the current window was
         self._block: Documents | None = None
         self._block_state = block_state  # parent state before `self._block` was read
         self._next_document = skip_documents
@@ -246,7 +254,8 @@ class _PackIterator(grain.DatasetIterator):
         spec = self._spec
         # A window holds window_rows rows' worth of tokens, or unpacked, window_rows documents.
         packs = spec.algorithm != "none"
-        budget = spec.window_rows * spec.row_length if packs else spec.window_rows
+        rows = spec.first_window_rows if self._first_window else spec.window_rows
+        budget = rows * spec.row_length if packs else rows
         pieces: list[Documents] = []
         taken = 0
         while taken < budget:
@@ -276,6 +285,7 @@ class _PackIterator(grain.DatasetIterator):
         documents = self._take_window()
         if documents is None:
             return False
+        self._window_is_first, self._first_window = self._first_window, False
         spec = self._spec
         placement = place(documents.lengths, spec.row_length, spec.algorithm)
         self._fields = pack_fields(
@@ -315,10 +325,19 @@ class _PackIterator(grain.DatasetIterator):
         if self._fields is not None and self._next_row >= len(self._fields):
             # Window used up: the next one starts where this one stopped reading.
             block_state, skip_documents, rows = self._block_state, self._next_document, 0
+            first = False
         else:
             rows = self._next_row
-        return {"parent": block_state, "skip_documents": skip_documents, "skip_rows": rows}
+            first = self._window_is_first if self._fields is not None else self._first_window
+        return {
+            "parent": block_state,
+            "skip_documents": skip_documents,
+            "skip_rows": rows,
+            "first_window": first,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._parent.set_state(state["parent"])
-        self._reset(state["parent"], state["skip_documents"], state["skip_rows"])
+        self._reset(
+            state["parent"], state["skip_documents"], state["skip_rows"], state["first_window"]
+        )
