@@ -40,7 +40,10 @@ class Reader(Protocol):
     host_count: int
     max_target_length: int
     stacked_fields: int
-    """Arrays per stacked batch (4, or 6 when the targets shift left)."""
+    """Arrays per stacked batch (4, 6 when the targets shift left, 2 when compact)."""
+    shift_target: str
+    first_input_id: int
+    """The token that opens every shifted input row (for compact batches)."""
     ends_unevenly: bool
     """Whether hosts may run out at different steps (finite, data-dependent streams)."""
     drop_remainder: bool
@@ -117,7 +120,13 @@ class MultiHostDataLoadIterator:
         )
         self.reader = reader
         self.global_mesh = global_mesh
-        self._to_global = GlobalArrays(global_mesh, tuple(data_axis_names), reader.host_count)
+        self._to_global = GlobalArrays(
+            global_mesh,
+            tuple(data_axis_names),
+            reader.host_count,
+            shift_target=reader.shift_target,
+            first_input_id=reader.first_input_id,
+        )
         self._agree = HostAgreement(reader.ends_unevenly, reader.drop_remainder)
         self.device_prefetch = device_prefetch
         self.reset_after_epoch = reset_after_epoch

@@ -9,12 +9,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from xlstm_data.errors import ConfigError
 from xlstm_data.llm_batch import LLMBatch
-from xlstm_data.stages.shift import layout
+from xlstm_data.stages.shift import COMPACT_FIELDS, SHARED_LAYOUT, expand_compact, layout
 
 # Mesh axes that split the batch, when the caller does not name them.
 DATA_AXIS_NAMES = ("data", "dp", "fsdp", "replica", "batch")
@@ -77,11 +78,22 @@ class GlobalArrays:
     never waits for the compiler.
     """
 
-    def __init__(self, mesh: Mesh, data_axis_names: tuple[str, ...], host_count: int):
+    def __init__(
+        self,
+        mesh: Mesh,
+        data_axis_names: tuple[str, ...],
+        host_count: int,
+        *,
+        shift_target: str = "inputs",
+        first_input_id: int = 0,
+    ):
         self.host_count = host_count
         self.stacked_sharding = NamedSharding(mesh, PartitionSpec(data_axis_names))
         self.field_sharding = NamedSharding(mesh, PartitionSpec(data_axis_names))
-        self.split = _split(mesh, data_axis_names)
+        self.expand = functools.partial(
+            expand_compact, shift_target=shift_target, first_input_id=first_input_id
+        )
+        self.split = _split(mesh, data_axis_names, shift_target, first_input_id)
         self._compiled: set[tuple[int, int, int]] = set()
 
     def compile_ahead(self, local_shape: tuple[int, int, int]) -> None:
@@ -103,14 +115,21 @@ class GlobalArrays:
         fields, counts = item
         rows, fields_count, length = fields.shape
         if not self._compiled:  # the split is still compiling
-            arrays = [self._field(fields[:, i]) for i in range(fields_count)]
+            columns = [fields[:, i] for i in range(fields_count)]
+            if fields_count == COMPACT_FIELDS:
+                columns = list(self.expand(*columns))
+            arrays = [self._field(column) for column in columns]
         else:
             global_shape = (rows * self.host_count, fields_count, length)
-            stacked = jax.make_array_from_process_local_data(
-                self.stacked_sharding, fields, global_shape
-            )
+            if self.host_count == 1:  # the local batch is the global one: a plain transfer
+                stacked = jax.device_put(fields, self.stacked_sharding)
+            else:
+                stacked = jax.make_array_from_process_local_data(
+                    self.stacked_sharding, fields, global_shape
+                )
             arrays = self.split(stacked)
-        return LLMBatch(*(arrays[i] for i in layout(fields))), counts
+        slots = SHARED_LAYOUT if fields_count == COMPACT_FIELDS else layout(fields)
+        return LLMBatch(*(arrays[i] for i in slots)), counts
 
     def _field(self, local: np.ndarray) -> jax.Array:
         rows, length = local.shape
@@ -120,10 +139,17 @@ class GlobalArrays:
 
 
 @functools.lru_cache(maxsize=32)
-def _split(mesh: Mesh, data_axis_names: tuple[str, ...]):
-    """The compiled split of a stacked batch into its arrays, shared by every iterator on the
-    mesh (a training and an evaluation iterator compile it once)."""
-    return jax.jit(
-        lambda stacked: tuple(stacked[:, i] for i in range(stacked.shape[1])),
-        out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)),
-    )
+def _split(mesh: Mesh, data_axis_names: tuple[str, ...], shift_target: str, first_input_id: int):
+    """The compiled split of a stacked batch into its arrays (compact batches: the derived
+    inputs and positions too), shared by every iterator on the mesh (a training and an
+    evaluation iterator compile it once)."""
+
+    def split(stacked):
+        columns = tuple(stacked[:, i] for i in range(stacked.shape[1]))
+        if len(columns) == COMPACT_FIELDS:
+            return expand_compact(
+                *columns, shift_target=shift_target, first_input_id=first_input_id, xp=jnp
+            )
+        return columns
+
+    return jax.jit(split, out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)))

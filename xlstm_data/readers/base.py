@@ -21,20 +21,32 @@ class ReaderBase:
         schedule: BatchSchedule,
         host_index: int,
         host_count: int,
+        compact: bool = True,
     ):
+        """`compact=False` keeps all fields in the local batches (for `preprocess_dataset`)."""
         self.inputs = list(inputs)
         self.weights = list(weights)
         self.settings = settings
         self.schedule = schedule
         self.host_index, self.host_count = host_index, host_count
+        first_inputs = {i.tokens.first_input_id for i in self.inputs}
+        self.first_input_id = min(first_inputs)
+        """The token that opens every shifted input row (when all sources share it)."""
+        self.compact = compact and len(first_inputs) == 1 and settings.shift_target != "targets"
+        """Whether batches cross to the devices as targets and segmentation only (the devices
+        derive inputs and positions): when every source opens rows with the same token."""
 
     @property
     def max_target_length(self) -> int:
         return self.settings.max_target_length
 
     @property
+    def shift_target(self) -> str:
+        return self.settings.shift_target
+
+    @property
     def stacked_fields(self) -> int:
-        return stacked_field_count(self.settings.shift_target)
+        return stacked_field_count(self.settings.shift_target, self.compact)
 
     @property
     def drop_remainder(self) -> bool:

@@ -74,7 +74,12 @@ def record_bytes(record: Any) -> int:
 
 
 def document_rows(
-    input: Input, *, host_index: int, host_count: int, first_position: int = 0
+    input: Input,
+    *,
+    host_index: int,
+    host_count: int,
+    first_position: int = 0,
+    compact: bool = False,
 ) -> grain.IterDataset:
     """Rows (`Row`) of one source on one host.
 
@@ -133,6 +138,7 @@ def document_rows(
         empty_block_limit=blocks.blocks_per_epoch,
         name=input.name,
         first_window_rows=local_batch_size,
+        compact=compact,
     )
 
 
@@ -150,6 +156,7 @@ class OnlineReader(ReaderBase):
         schedule: BatchSchedule,
         host_index: int,
         host_count: int,
+        compact: bool = True,
     ):
         super().__init__(
             inputs,
@@ -158,6 +165,7 @@ class OnlineReader(ReaderBase):
             schedule=schedule,
             host_index=host_index,
             host_count=host_count,
+            compact=compact,
         )
         # Every record gives exactly one row: all hosts make as many, positions follow steps.
         self.one_row_per_record = all(
@@ -205,7 +213,11 @@ class OnlineReader(ReaderBase):
         position = self.first_position(first_step)
         rows = [
             document_rows(
-                i, host_index=self.host_index, host_count=self.host_count, first_position=position
+                i,
+                host_index=self.host_index,
+                host_count=self.host_count,
+                first_position=position,
+                compact=self.compact,
             )
             for i in self.inputs
         ]

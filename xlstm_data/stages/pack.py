@@ -50,21 +50,30 @@ def pack_fields(
     shift_target: Literal["inputs", "targets", "none"],
     first_input_id: int,
     eod_id: int | None = None,
+    compact: bool = False,
 ) -> np.ndarray:
     """The stacked `LLMBatch` fields [rows, 4 or 6, length] of the rows of a placement (see
-    `shift_rows`); `eod_id` starts a segment after every EOD token inside a document.
+    `shift_rows`), or only the targets and segmentation [rows, 2, length] with `compact`;
+    `eod_id` starts a segment after every EOD token inside a document.
 
     The common layouts are written in place: targets and positions are gathered straight into
     the stacked array, row by row, and the inputs are one shifted copy of the targets.
     """
+    compact = compact and shift_target != "targets"
+    count = stacked_field_count(shift_target, compact)
     if shift_target == "targets" or eod_id is not None:
         targets, segments, positions = materialize_rows(documents, placement, row_length)
         if eod_id is not None:
             segments, positions = segments_from_eod(targets, segments, eod_id)
+        if compact:
+            return np.stack([targets, segments], axis=1)
         return shift_rows(
             targets, segments, positions, shift_target=shift_target, first_input_id=first_input_id
         )
-    fields = np.empty((placement.num_rows, stacked_field_count(shift_target), row_length), np.int32)
+    fields = np.empty((placement.num_rows, count, row_length), np.int32)
+    if compact:
+        materialize_rows(documents, placement, row_length, out=(fields[:, 0], fields[:, 1], None))
+        return fields
     out = (fields[:, 1], fields[:, 3], fields[:, 2])
     materialize_rows(documents, placement, row_length, out=out)
     fill_inputs(fields, shift_target=shift_target, first_input_id=first_input_id)
@@ -75,10 +84,11 @@ def materialize_rows(
     documents: Documents,
     placement: Placement,
     row_length: int,
-    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    out: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement
-    (written into `out` when given; its arrays may be strided views of a stacked batch).
+    (written into `out` when given; its arrays may be strided views of a stacked batch, and
+    positions None when not wanted).
 
     The documents are laid out in row order, each row closed by its padding, and every row is
     one concatenation of views: a single copy per token, no index arrays.
@@ -89,7 +99,8 @@ def materialize_rows(
     placed = np.flatnonzero(placement.row >= 0)
     if not len(placed):
         for array in out:
-            array.fill(0)
+            if array is not None:
+                array.fill(0)
         return out
     order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
     rows = placement.row[order]
@@ -116,12 +127,18 @@ def materialize_rows(
     piece_starts[pad_slots], piece_lengths[pad_slots] = -1, padding
     row_pieces = np.r_[0, pad_slots + 1]  # pieces [row_pieces[r], row_pieces[r + 1]) fill row r
     targets, segments, positions = out
-    # Positions count 0, 1, … within documents: slices of [0..row_length), or zeros.
-    counting = np.arange(row_length, dtype=np.int32)
     _gather_rows(documents.tokens, piece_starts, piece_lengths, row_pieces, targets)
-    counting_starts = np.where(piece_starts >= 0, 0, -1)
-    _gather_rows(counting, counting_starts, piece_lengths, row_pieces, positions)
-    segments[...] = np.repeat(piece_segments, piece_lengths).reshape(shape)
+    segment_of_slot = np.repeat(piece_segments, piece_lengths)
+    segments[...] = segment_of_slot.reshape(shape)
+    if positions is None:
+        return out
+    # Positions count 0, 1, … within each document (0 on padding): the slot's index minus the
+    # index of its piece's first slot.
+    piece_begins = np.cumsum(piece_lengths) - piece_lengths
+    counting = np.arange(placement.num_rows * row_length, dtype=np.int32)
+    counting -= np.repeat(piece_begins.astype(np.int32), piece_lengths)
+    counting *= segment_of_slot > 0
+    positions[...] = counting.reshape(shape)
     return out
 
 
@@ -172,7 +189,8 @@ class PackIterDataset(grain.IterDataset):
     More than `empty_block_limit` blocks in a row without a token (a whole epoch of empty or
     skipped records) is an error naming `name`: an endless stream would never yield a row.
     The stream's first window holds `first_window_rows` (a batch, say), so the first batch does
-    not wait for a whole window of documents to be read.
+    not wait for a whole window of documents to be read. `compact` rows hold only the targets
+    and their segmentation (see `stages/shift.py`).
     """
 
     def __init__(
@@ -188,11 +206,13 @@ class PackIterDataset(grain.IterDataset):
         empty_block_limit: int | None = None,
         name: str = "the source",
         first_window_rows: int | None = None,
+        compact: bool = False,
     ):
         super().__init__(parent)
         self.row_length = row_length
         self.window_rows = window_rows
         self.first_window_rows = first_window_rows or window_rows
+        self.compact = compact
         self.algorithm = algorithm
         self.shift_target = shift_target
         self.first_input_id = first_input_id
@@ -295,6 +315,7 @@ class _PackIterator(grain.DatasetIterator):
             shift_target=spec.shift_target,
             first_input_id=spec.first_input_id,
             eod_id=spec.eod_id if spec.algorithm == "none" else None,
+            compact=spec.compact,
         )
         counts = self._pending_counts
         counts["rows"] += placement.num_rows

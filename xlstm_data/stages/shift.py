@@ -35,11 +35,46 @@ BATCH_FIELDS = (
 # only four arrays. Rows come first, so consecutive rows of a window are one contiguous slice.
 SHARED_LAYOUT = (0, 1, 2, 3, 2, 3)
 FULL_LAYOUT = (0, 1, 2, 3, 4, 5)
+# The compact layout holds only the targets (slot 0) and their segmentation (slot 1): inputs
+# are the targets shifted and positions follow from the segmentation, so the devices derive
+# them (`expand_compact`), and half the bytes cross from the host.
+COMPACT_FIELDS = 2
 
 
-def stacked_field_count(shift_target: Literal["inputs", "targets", "none"]) -> int:
-    """Arrays in a stacked batch: 6 when the targets shift left, else 4."""
-    return len(FULL_LAYOUT) if shift_target == "targets" else len(set(SHARED_LAYOUT))
+def stacked_field_count(
+    shift_target: Literal["inputs", "targets", "none"], compact: bool = False
+) -> int:
+    """Arrays in a stacked batch: 6 when the targets shift left, else 4 (2 when compact)."""
+    if shift_target == "targets":
+        return len(FULL_LAYOUT)
+    return COMPACT_FIELDS if compact else len(set(SHARED_LAYOUT))
+
+
+def expand_compact(
+    targets, segments, *, shift_target: Literal["inputs", "none"], first_input_id: int, xp=np
+):
+    """(inputs, targets, positions, segmentation) from the compact fields, with numpy or
+    `jax.numpy` (`xp`): positions count from 0 at the start of each segment."""
+    if shift_target == "inputs":
+        first = (segments[:, :1] > 0) * first_input_id
+        inputs = xp.concatenate([first.astype(targets.dtype), targets[:, :-1]], axis=1)
+    else:
+        inputs = targets
+    index = xp.broadcast_to(xp.arange(targets.shape[1], dtype=targets.dtype), targets.shape)
+    starts = xp.concatenate(
+        [xp.ones_like(segments[:, :1], dtype=bool), segments[:, 1:] != segments[:, :-1]], axis=1
+    )
+    last_start = _running_max(xp.where(starts, index, 0), xp)
+    positions = xp.where(segments > 0, index - last_start, 0).astype(targets.dtype)
+    return inputs, targets, positions, segments
+
+
+def _running_max(values, xp):
+    if xp is np:
+        return np.maximum.accumulate(values, axis=1)
+    import jax
+
+    return jax.lax.associative_scan(xp.maximum, values, axis=1)
 
 
 def layout(fields: np.ndarray) -> tuple[int, ...]:

@@ -140,6 +140,7 @@ class PlanBatches(grain.MapDataset):
         row_length: int,
         shift_target: Literal["inputs", "targets", "none"],
         first_input_id: int,
+        compact: bool,
         vocab_sizes: list[int | None],
         steps_per_read: int,
         first_step: int = 0,
@@ -154,6 +155,7 @@ class PlanBatches(grain.MapDataset):
         self.row_length = row_length
         self.shift_target = shift_target
         self.first_input_id = first_input_id
+        self.compact = compact
         self.vocab_sizes = vocab_sizes
         self.steps_per_read = steps_per_read
         self.first_step = first_step
@@ -236,6 +238,7 @@ class PlanBatches(grain.MapDataset):
             self.row_length,
             shift_target=self.shift_target,
             first_input_id=self.first_input_id,
+            compact=self.compact,
         )
         return fields, real, row_tokens
 

@@ -57,6 +57,7 @@ class PlanReader(ReaderBase):
         schedule: BatchSchedule,
         host_index: int,
         host_count: int,
+        compact: bool = True,
     ):
         super().__init__(
             inputs,
@@ -65,6 +66,7 @@ class PlanReader(ReaderBase):
             schedule=schedule,
             host_index=host_index,
             host_count=host_count,
+            compact=compact,
         )
         first = self.inputs[0]
         first_inputs = {i.tokens.first_input_id for i in self.inputs}
@@ -74,7 +76,6 @@ class PlanReader(ReaderBase):
                 f"{sorted(first_inputs)} (their EOD ids differ); give them one tokenizer or "
                 "one eod_token_id."
             )
-        self.first_input_id = first_inputs.pop()
         fingerprint_inputs = {
             f"source[{n}]": {
                 "data": i.source.identity(),
@@ -137,6 +138,7 @@ class PlanReader(ReaderBase):
             row_length=self.settings.row_length,
             shift_target=self.settings.shift_target,
             first_input_id=self.first_input_id,
+            compact=self.compact,
             vocab_sizes=[i.tokens.vocab_size for i in self.inputs],
             steps_per_read=self._steps_per_read,
             first_step=first_step,
