@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from harness import (
+    LENGTH_MIXES,
+    TOKENS_PER_WORD,
+    add_length_mix,
     count_grain_batch,
     count_llm_batch,
     grain_firstfit_batches,
@@ -48,7 +51,9 @@ def build_data(args) -> dict[str, Path]:
     from xlstm_data.tools.prepare import prepare_cache
     from xlstm_data.tools.text_inputs import TextInput
 
-    folder = args.workdir / f"cache_bench_{args.documents}_{Path(args.tokenizer).name}"
+    median, _, documents = LENGTH_MIXES[args.length_mix]
+    documents = args.documents or documents // 4
+    folder = args.workdir / f"cache_bench_{args.length_mix}_{documents}_{Path(args.tokenizer).name}"
     paths = {
         "text": folder / "docs.jsonl",
         "cache": folder / "cache",
@@ -62,7 +67,8 @@ def build_data(args) -> dict[str, Path]:
     if paths["memmap"].is_file():
         return paths
     folder.mkdir(parents=True, exist_ok=True)
-    texts = generate_documents(args.documents, seed=0, median_words=200)
+    words = max(1, round(median / TOKENS_PER_WORD))
+    texts = generate_documents(documents, seed=0, median_words=words, max_words=40_000)
     paths["text"].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     if args.tokenizer == "sp":
         train_sentencepiece(texts[:2000], folder / "sp", vocab_size=2048)
@@ -122,7 +128,12 @@ def read(config, args) -> dict:
 
     with iterator:
         return measure(
-            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+            iterator,
+            count_llm_batch,
+            warmup=args.steps // 2,
+            steps=args.steps,
+            started=started,
+            min_seconds=args.seconds,
         ).figures()
 
 
@@ -175,7 +186,9 @@ def run_grain_cache_firstfit(args, paths) -> dict:
     batches = grain_firstfit_batches(dataset, length=2048, batch=16)
 
     steps = max(10, args.steps // 4)
-    return measure(batches, count_grain_batch, warmup=2, steps=steps, started=started).figures()
+    return measure(
+        batches, count_grain_batch, warmup=2, steps=steps, started=started, min_seconds=args.seconds
+    ).figures()
 
 
 def run_grain_memmap_windows(args, paths) -> dict:
@@ -201,7 +214,9 @@ def run_grain_memmap_windows(args, paths) -> dict:
     def count(batch) -> tuple[int, int]:
         return batch["targets"].size, batch["targets"].size
 
-    return measure(iter(dataset), count, warmup=5, steps=args.steps, started=started).figures()
+    return measure(
+        iter(dataset), count, warmup=5, steps=args.steps, started=started, min_seconds=args.seconds
+    ).figures()
 
 
 VARIANTS = {
@@ -216,7 +231,8 @@ VARIANTS = {
 
 def main() -> None:
     parser = variant_parser(__doc__)
-    parser.add_argument("--documents", type=int, default=8_000)
+    add_length_mix(parser)
+    parser.add_argument("--documents", type=int, help="default: ~2.5 * 10^6 tokens' worth")
     parser.add_argument(
         "--tokenizer", default="sp", help="sp or hf (trained on the text), or a tokenizer path"
     )

@@ -93,6 +93,23 @@ def grain_firstfit_batches(dataset, *, length: int, batch: int) -> Iterator:
     return iter(packed.batch(batch))
 
 
+# The three length mixes every throughput benchmark can run (log-normal): median tokens, spread,
+# and how many documents make about 10^7 tokens. Text benchmarks turn tokens into words at
+# about 1.5 tokens per word of the generated pseudo-English.
+LENGTH_MIXES = {"short": (30, 1.0, 300_000), "web": (300, 1.0, 30_000), "long": (5000, 1.0, 2_000)}
+TOKENS_PER_WORD = 1.5
+
+
+def add_length_mix(parser: argparse.ArgumentParser, default: str = "web") -> None:
+    """--length-mix short|web|long: chat lines and captions, web pages, books and papers."""
+    parser.add_argument(
+        "--length-mix",
+        choices=sorted(LENGTH_MIXES),
+        default=default,
+        help="document lengths: short (median 30 tokens), web (300), long (5,000)",
+    )
+
+
 def lognormal_lengths(
     count: int, *, median: int, sigma: float, seed: int, max_length: int = 50_000
 ) -> np.ndarray:
@@ -193,6 +210,12 @@ def variant_parser(description: str) -> argparse.ArgumentParser:
         help="where generated data is kept between runs",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant (median)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=4.0,
+        help="time each variant for at least this long (over many read blocks)",
+    )
     return parser
 
 

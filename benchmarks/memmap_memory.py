@@ -98,7 +98,9 @@ def run(args, variant: str):
         segmentation = field(element[0], "targets_segmentation")
         return int((segmentation > 0).sum()), segmentation.size
 
-    return measure(iter(dataset), count, warmup=5, steps=args.steps, started=started)
+    return measure(
+        iter(dataset), count, warmup=5, steps=args.steps, started=started, min_seconds=args.seconds
+    )
 
 
 def main() -> None:

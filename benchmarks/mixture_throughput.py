@@ -68,7 +68,12 @@ def run_xlstm_data(args, sources):
 
     with iterator:
         return measure(
-            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+            iterator,
+            count_llm_batch,
+            warmup=args.steps // 2,
+            steps=args.steps,
+            started=started,
+            min_seconds=args.seconds,
         )
 
 
@@ -102,6 +107,7 @@ def run_grain_firstfit(args, sources):
         warmup=max(5, args.steps // 8),
         steps=max(10, args.steps // 4),
         started=started,
+        min_seconds=args.seconds,
     )
 
 

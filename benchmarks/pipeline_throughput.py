@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 from harness import (
+    LENGTH_MIXES,
+    add_length_mix,
     count_grain_batch,
     count_llm_batch,
     lognormal_lengths,
@@ -42,7 +44,6 @@ from harness import (
 
 VOCAB = 32_000
 ORDERS = ("shuffled", "sequential")
-LENGTH_MIXES = {"short": (30, 1.0, 300_000), "web": (300, 1.0, 30_000), "long": (5000, 1.0, 2_000)}
 GRAIN_PACKERS = {
     "grain_firstfit": "FirstFitPackIterDataset",
     "grain_bestfit": "BestFitPackIterDataset",
@@ -227,7 +228,7 @@ VARIANTS = {
 
 def main() -> None:
     parser = variant_parser(__doc__)
-    parser.add_argument("--length-mix", choices=sorted(LENGTH_MIXES), default="web")
+    add_length_mix(parser)
     parser.add_argument("--median", type=int, help="median document length (overrides the mix)")
     parser.add_argument("--sigma", type=float, help="log-normal spread (overrides the mix)")
     parser.add_argument("--documents", type=int, help="documents (default: ~10^7 tokens' worth)")
@@ -235,9 +236,6 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=2048, help="max_target_length")
     parser.add_argument("--batch", type=int, default=16, help="global batch size")
     parser.add_argument("--steps", type=int, default=200, help="batches timed at least")
-    parser.add_argument(
-        "--seconds", type=float, default=4.0, help="time each variant for at least this long"
-    )
     parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
     args = parser.parse_args()
     folder = data_folder(args)

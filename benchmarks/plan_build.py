@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 from harness import (
+    LENGTH_MIXES,
+    add_length_mix,
     count_llm_batch,
     lognormal_lengths,
     measure,
@@ -31,7 +33,8 @@ from harness import (
 def run_build(args, documents: int) -> dict:
     from xlstm_data.readers.plan.build import build_plan
 
-    lengths = lognormal_lengths(documents, median=300, sigma=1.0, seed=0)
+    median, sigma, _ = LENGTH_MIXES[args.length_mix]
+    lengths = lognormal_lengths(documents, median=median, sigma=sigma, seed=0)
     shares = np.array([0.5, 0.3, 0.2])
     sizes = (shares * documents).astype(int)
     split = np.split(lengths, np.cumsum(sizes)[:-1])
@@ -52,11 +55,12 @@ def token_cache(args):
     """A token cache of generated token documents (written once under --workdir)."""
     from xlstm_data.sources.token_cache_files import CacheMetadata, ShardInfo, write_shard
 
-    folder = args.workdir / f"plan_cache_{args.read_documents}"
+    folder = args.workdir / f"plan_cache_{args.length_mix}_{args.read_documents}"
     if (folder / "metadata.json").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    lengths = lognormal_lengths(args.read_documents, median=300, sigma=1.0, seed=1)
+    median, sigma, _ = LENGTH_MIXES[args.length_mix]
+    lengths = lognormal_lengths(args.read_documents, median=median, sigma=sigma, seed=1)
     rng = np.random.default_rng(1)
     tokens = rng.integers(3, 32_000, int(lengths.sum())).astype(np.uint16)
     documents = np.split(tokens, np.cumsum(lengths)[:-1])
@@ -98,7 +102,12 @@ def run_read(args, plan: str):
 
     with iterator:
         return measure(
-            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+            iterator,
+            count_llm_batch,
+            warmup=args.steps // 2,
+            steps=args.steps,
+            started=started,
+            min_seconds=args.seconds,
         ).figures()
 
 
@@ -106,6 +115,7 @@ def main() -> None:
     parser = variant_parser(__doc__)
     parser.add_argument("--documents", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--read-documents", type=int, default=20_000)
+    add_length_mix(parser)
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     if args.variant:

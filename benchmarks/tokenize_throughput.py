@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from harness import (
+    LENGTH_MIXES,
+    TOKENS_PER_WORD,
+    add_length_mix,
     count_grain_batch,
     count_llm_batch,
     grain_firstfit_batches,
@@ -34,11 +37,14 @@ def prepare(args) -> tuple[Path, str]:
     from xlstm_data.sources.array_record import write_array_record_shards
     from xlstm_data.tools.corpus import generate_documents, train_sentencepiece
 
-    folder = args.workdir / f"text_{args.documents}"
+    median, _, documents = LENGTH_MIXES[args.length_mix]
+    documents = args.documents or documents // 2
+    folder = args.workdir / f"text_{args.length_mix}_{documents}"
     if not (folder / "done").is_file():
         import datasets
 
-        texts = generate_documents(args.documents, seed=0, median_words=200)
+        words = max(1, round(median / TOKENS_PER_WORD))
+        texts = generate_documents(documents, seed=0, median_words=words, max_words=40_000)
         write_array_record_shards([t.encode() for t in texts], folder / "train", num_shards=8)
         datasets.Dataset.from_dict({"text": texts}).save_to_disk(str(folder / "hf"))
         train_sentencepiece(texts[:2000], folder / "sp", vocab_size=4000)
@@ -75,7 +81,12 @@ def run_xlstm_data(args, folder: Path, tokenizer: str, kind: str):
 
     with iterator:
         return measure(
-            iterator, count_llm_batch, warmup=args.steps // 2, steps=args.steps, started=started
+            iterator,
+            count_llm_batch,
+            warmup=args.steps // 2,
+            steps=args.steps,
+            started=started,
+            min_seconds=args.seconds,
         )
 
 
@@ -103,7 +114,12 @@ def run_grain_firstfit(args, folder: Path, tokenizer_path: str):
     batches = grain_firstfit_batches(dataset, length=length, batch=args.batch)
 
     return measure(
-        batches, count_grain_batch, warmup=1, steps=max(5, args.steps // 2), started=started
+        batches,
+        count_grain_batch,
+        warmup=1,
+        steps=max(5, args.steps // 2),
+        started=started,
+        min_seconds=args.seconds,
     )
 
 
@@ -122,7 +138,14 @@ def run_raw_tokenizer(args, folder: Path, tokenizer_path: str):
     def count(documents) -> tuple[int, int]:
         return len(documents.tokens), len(documents.tokens)
 
-    return measure(blocks(), count, warmup=1, steps=max(4, len(texts) // 512), started=started)
+    return measure(
+        blocks(),
+        count,
+        warmup=1,
+        steps=max(4, len(texts) // 512),
+        started=started,
+        min_seconds=args.seconds,
+    )
 
 
 VARIANTS = {
@@ -135,7 +158,8 @@ VARIANTS = {
 
 def main() -> None:
     parser = variant_parser(__doc__)
-    parser.add_argument("--documents", type=int, default=12000)
+    add_length_mix(parser)
+    parser.add_argument("--documents", type=int, help="default: ~5 * 10^6 tokens' worth")
     parser.add_argument("--tokenizer", help="tokenizer to use instead of the trained one")
     parser.add_argument("--length", type=int, default=2048, help="max_target_length")
     parser.add_argument("--batch", type=int, default=16, help="global batch size")

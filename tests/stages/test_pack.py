@@ -1,5 +1,6 @@
 """The packer: windows, rows that hold every token once, resume from any state, counts."""
 
+import itertools
 from collections import Counter
 
 import grain
@@ -9,8 +10,13 @@ from hypothesis import strategies as st
 
 from xlstm_data.documents import Documents
 from xlstm_data.packing import place
-from xlstm_data.stages.pack import PackIterDataset, materialize_rows, segments_from_eod
-from xlstm_data.stages.shift import field
+from xlstm_data.stages.pack import (
+    PackIterDataset,
+    materialize_rows,
+    pack_fields,
+    segments_from_eod,
+)
+from xlstm_data.stages.shift import BATCH_FIELDS, expand_compact, field
 
 blocks_strategy = st.lists(
     st.lists(st.lists(st.integers(1, 50), max_size=12), max_size=9), min_size=1, max_size=6
@@ -103,3 +109,73 @@ def test_segments_are_inferred_from_eod_tokens():
     segments, positions = segments_from_eod(targets, valid, E)
     assert segments.tolist() == [[1, 1, 1, 2, 2, 3, 0, 0], [1, 2, 2, 2, 2, 2, 2, 2]]
     assert positions.tolist() == [[0, 1, 2, 0, 1, 0, 0, 0], [0, 0, 1, 2, 3, 4, 5, 6]]
+
+
+def plain_fields(docs, placement, row_length, shift_target, first_input_id):
+    """The six batch fields built the slow, obvious way: row by row, document by document."""
+    rows = [[] for _ in range(placement.num_rows)]
+    for doc, row, offset in zip(
+        docs, placement.row.tolist(), placement.offset.tolist(), strict=True
+    ):
+        if row >= 0:
+            rows[row].append((offset, doc))
+    fields = {name: [] for name in BATCH_FIELDS}
+    for row in rows:
+        tokens, segments, positions = [], [], []
+        for segment, (_, doc) in enumerate(sorted(row), start=1):
+            tokens += doc
+            segments += [segment] * len(doc)
+            positions += list(range(len(doc)))
+        padding = row_length - len(tokens)
+        tokens, segments, positions = (x + [0] * padding for x in (tokens, segments, positions))
+        if shift_target == "targets":
+            same = [int(a == b and a > 0) for a, b in itertools.pairwise(segments)]
+            values = {
+                "inputs": tokens[:-1], "targets": tokens[1:],
+                "inputs_position": positions[:-1], "inputs_segmentation": segments[:-1],
+                "targets_position": [p * s for p, s in zip(positions[:-1], same, strict=True)],
+                "targets_segmentation": [g * s for g, s in zip(segments[:-1], same, strict=True)],
+            }  # fmt: skip
+        else:
+            inputs = tokens if shift_target == "none" else [first_input_id * (segments[0] > 0)]
+            if shift_target == "inputs":
+                inputs += tokens[:-1]
+            values = {
+                "inputs": inputs, "targets": tokens,
+                "inputs_position": positions, "inputs_segmentation": segments,
+                "targets_position": positions, "targets_segmentation": segments,
+            }  # fmt: skip
+        for name in BATCH_FIELDS:
+            fields[name].append(values[name])
+    return fields
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 20), max_size=40),
+    st.sampled_from(["best_fit", "first_fit", "none"]),
+    st.sampled_from(["inputs", "targets", "none"]),
+    st.booleans(),
+)
+def test_packed_fields_equal_a_plain_layout(lengths, algorithm, shift_target, compact):
+    row_length = 20 + (shift_target == "targets")
+    docs = [list(range(100 + 10 * i, 100 + 10 * i + n)) for i, n in enumerate(lengths)]
+    documents = Documents.from_lists(docs)
+    placement = place(documents.lengths, row_length, algorithm)
+    fields = pack_fields(
+        documents, placement, row_length, shift_target=shift_target, first_input_id=7,
+        compact=compact,
+    )  # fmt: skip
+    if compact and shift_target != "targets":
+        columns = expand_compact(
+            fields[:, 0], fields[:, 1], shift_target=shift_target, first_input_id=7
+        )
+        names = ("inputs", "targets", "inputs_position", "inputs_segmentation")
+        got = dict(zip(names, columns, strict=True))
+        got |= {"targets_position": got["inputs_position"]}
+        got |= {"targets_segmentation": got["inputs_segmentation"]}
+    else:
+        got = {name: field(fields, name) for name in BATCH_FIELDS}
+    expected = plain_fields(docs, placement, row_length, shift_target, 7)
+    for name in BATCH_FIELDS:
+        assert np.asarray(got[name]).tolist() == expected[name], name
