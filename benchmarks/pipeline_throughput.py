@@ -85,6 +85,7 @@ def run_xlstm_data(args, folder: Path, shuffle: bool):
         grain_packing=True,
         shuffle_data=shuffle,
         worker_count=args.workers,
+        device_prefetch=args.device_prefetch,
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
     with iterator:
@@ -237,6 +238,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="global batch size")
     parser.add_argument("--steps", type=int, default=200, help="batches timed at least")
     parser.add_argument("--workers", type=int, default=0, help="xlstm_data worker processes")
+    parser.add_argument("--device-prefetch", type=int, default=0, help="batches made ahead")
     args = parser.parse_args()
     folder = data_folder(args)
     if args.variant:

@@ -9,7 +9,6 @@ JSON config and, by `--mode`:
 """
 
 import argparse
-import contextlib
 import json
 import os
 import time
@@ -36,10 +35,11 @@ def local_rows(array: jax.Array) -> dict[int, list[int]]:
 
 def record(iterator, max_steps: int) -> dict:
     seen = {"length": None, "shapes": [], "targets": [], "segmentation": []}
-    with contextlib.suppress(TypeError):
-        seen["length"] = len(iterator)
-    for step, batch in enumerate(iterator):
-        if step == max_steps:
+    seen["length"] = len(iterator)
+    for _ in range(max_steps):  # the stream itself, not one epoch window (a `for` loop)
+        try:
+            batch = next(iterator)
+        except StopIteration:
             break
         seen["shapes"].append(list(batch.targets.shape))
         seen["targets"].append(local_rows(batch.targets))

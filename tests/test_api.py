@@ -23,7 +23,7 @@ MESH = jax.make_mesh((8,), ("data",))
 
 
 def as_numpy(batch) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in vars(batch).items()}
+    return {k: np.asarray(v) for k, v in vars(batch).items() if v is not None}
 
 
 def all_batches(iterator) -> list[dict[str, np.ndarray]]:

@@ -25,6 +25,7 @@ from xlstm_data import (
     make_grain_iterator,
 )
 from xlstm_data.checkpoint import DataIteratorHandler, DataIteratorRestore
+from xlstm_data.loader import STATE_FORMAT_VERSION
 from xlstm_data.sources.array_record import write_array_record_shards
 from xlstm_data.sources.registry import open_source
 from xlstm_data.tools.prepare import prepare_cache
@@ -145,8 +146,9 @@ def test_a_tampered_state_is_refused_with_a_message(token_data):
         (state | {"step": "3"}, "changed after it was saved"),
         (state | {"step": 40}, "changed after it was saved"),
         (tampered, "changed after it was saved"),
-        (state | {"version": 1}, "state format 1 is not 2; it was saved by another"),
-        ([1, 2], "is not 2"),
+        (state | {"version": 1}, f"format 1 is not {STATE_FORMAT_VERSION}; it was saved by "),
+        ([1, 2], f"is not {STATE_FORMAT_VERSION}"),
+        (state | {"window_step": -1}, "window_step -1 is not a step count"),
     ]
     with make_grain_iterator(config, MESH, [0]) as iterator:
         for broken, message in cases:

@@ -38,7 +38,7 @@ def config(root, **overrides) -> GrainArrayRecordsDataConfig:
 
 
 def batch_arrays(batch) -> list[np.ndarray]:
-    return [np.asarray(v) for v in vars(batch).values()]
+    return [np.asarray(v) for v in vars(batch).values() if v is not None]
 
 
 def take(iterator, steps: int) -> list[list[np.ndarray]]:

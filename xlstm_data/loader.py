@@ -21,6 +21,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from xlstm_data.epoch_window import EpochWindow, window_lengths
 from xlstm_data.errors import ConfigError
 from xlstm_data.llm_batch import LLMBatch
 from xlstm_data.schedule import BatchSchedule
@@ -28,7 +29,7 @@ from xlstm_data.sharding import GlobalArrays, check_host_rows
 
 LOGGER = logging.getLogger(__name__)
 
-STATE_FORMAT_VERSION = 2
+STATE_FORMAT_VERSION = 3
 """Version of `get_state()`'s layout; states of another version are refused."""
 
 
@@ -48,6 +49,11 @@ class Reader(Protocol):
     """Whether hosts may run out at different steps (finite, data-dependent streams)."""
     drop_remainder: bool
     steps_per_epoch: int | None
+    """Batches per epoch where the reader knows them exactly (one row per record, or a plan)."""
+    dataset_size: int
+    """Records (plan documents) per epoch; for a mixture, as xlstm-jax counts them."""
+    max_steps_per_epoch: int | None
+    num_epochs: int | None
     state_is_host_independent: bool
     """Whether a state saved on one host (count) restores on any."""
     report: dict[str, Any]
@@ -98,7 +104,8 @@ class MultiHostDataLoadIterator:
     """Iterator of `LLMBatch`es of global `jax.Array`s, sharded over the mesh's data axes.
 
     Each host feeds the rows of its devices from its own reader; `counts` says what this host
-    read, packed, padded and dropped so far.
+    read, packed, padded and dropped so far. `next(iterator)` walks the stream; a `for` loop
+    walks one epoch window of at most `len(iterator)` batches (see `epoch_window.py`).
     """
 
     def __init__(
@@ -134,6 +141,13 @@ class MultiHostDataLoadIterator:
         """What the pipeline has read, packed, padded and dropped on this host so far."""
         self.first_step = first_step
         self.step = first_step
+        self.lengths = window_lengths(reader)
+        self.dataset_size = reader.dataset_size
+        """Records per epoch (plan documents; for a mixture, as xlstm-jax counts them)."""
+        self.window_step = 0
+        """Batches taken in the current epoch window."""
+        self._restored = False  # the next `for` loop continues the restored window
+        self._ended = False
         first_shape = (
             reader.schedule.local_rows(first_step),
             reader.stacked_fields,
@@ -168,23 +182,43 @@ class MultiHostDataLoadIterator:
         documents, realised token share per source against its weight, epochs per source)."""
         return self.reader.report
 
-    def __iter__(self) -> MultiHostDataLoadIterator:
-        return self
+    @property
+    def iterator_length(self) -> int:
+        """Batches per epoch: exact for unpacked rows of one record each and for global plans,
+        else records per epoch / global batch size (xlstm-jax's count: an upper bound when
+        packed documents fit a row; `max_steps_per_epoch` caps it)."""
+        return self.lengths.iterator_length
 
     def __len__(self) -> int:
-        if self.reader.steps_per_epoch is None:
-            raise TypeError(
-                "The number of batches per epoch is not known in advance: packing, splitting "
-                "long documents, ramp-up or an infinite stream make it depend on the data. "
-                "Without packing, truncate_documents=True gives a fixed length."
-            )
-        return self.reader.steps_per_epoch
+        return self.lengths.iterator_length
+
+    def __iter__(self) -> EpochWindow:
+        """A new epoch window, or the rest of the window a restored state was saved in."""
+        limit = self.lengths.window_limit
+        if not self._restored or (limit is not None and self.window_step >= limit):
+            self.reset()
+        self._restored = False
+        return EpochWindow(self)
+
+    def reset(self) -> None:
+        """Starts a new epoch window. The data goes on where it was, unless the stream has
+        ended or `reset_after_epoch` is set: then it starts over."""
+        self.window_step = 0
+        if self._ended or self._at_step_limit() or self.reset_after_epoch:
+            self._restart()
+
+    def _at_step_limit(self) -> bool:
+        limit = self.lengths.step_limit
+        return limit is not None and self.step >= limit
 
     def __next__(self) -> LLMBatch:
-        try:
-            item = next(self._iterator)
-        except StopIteration:
-            item = None
+        if self._at_step_limit():
+            item = None  # all batches of a finite stream are out
+        else:
+            try:
+                item = next(self._iterator)
+            except StopIteration:
+                item = None
         stop, pad = self._agree(item is not None)
         if stop:
             if item is not None:
@@ -203,6 +237,7 @@ class MultiHostDataLoadIterator:
         batch, counts = item
         self.counts.update(counts)
         self.step += 1
+        self.window_step += 1
         return batch
 
     def close(self) -> None:
@@ -216,10 +251,16 @@ class MultiHostDataLoadIterator:
         self.close()
 
     def _end_of_epoch(self) -> None:
+        self._ended = True
         if self.reset_after_epoch:
-            self.close()
-            self.step = self.first_step
-            self._open(self.first_step)
+            self._restart()
+
+    def _restart(self) -> None:
+        """From the beginning of the data (step 0)."""
+        self.close()
+        self.step = self.first_step = 0
+        self._ended = False
+        self._open(0)
 
     @property
     def padding_fraction(self) -> float:
@@ -230,7 +271,8 @@ class MultiHostDataLoadIterator:
     def get_state(self) -> dict[str, Any]:
         """This host's position: small, JSON-serialisable, restorable in O(1) with `set_state`."""
         reader_state = self.reader.save(self.step, self._iterator.get_state())
-        return {"version": STATE_FORMAT_VERSION, "step": self.step, **reader_state}
+        window = {"window_step": self.window_step}
+        return {"version": STATE_FORMAT_VERSION, "step": self.step, **window, **reader_state}
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continues exactly after the batch the state was taken at (no data is replayed).
@@ -245,6 +287,12 @@ class MultiHostDataLoadIterator:
                 "another xlstm-data version (or is not an iterator state). Restart the data "
                 "iterator from the step instead (start_from_step, or a global plan's state)."
             )
+        window_step = state.get("window_step")
+        if not isinstance(window_step, int) or window_step < 0:
+            raise ConfigError(
+                f"Cannot restore the data iterator: its window_step {window_step!r} is not a "
+                "step count; restore the state as get_state() returned it."
+            )
         step, pipeline_state = self.reader.load(state)
         if pipeline_state is None:
             self.close()
@@ -253,6 +301,8 @@ class MultiHostDataLoadIterator:
             self._iterator.set_state(pipeline_state)
         self.first_step = step if pipeline_state is None else self.first_step
         self.step = step
+        self.window_step = window_step
+        self._restored, self._ended = True, False
 
     def __str__(self) -> str:
         host = f"host {self.reader.host_index}/{self.reader.host_count}"

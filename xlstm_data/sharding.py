@@ -15,7 +15,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from xlstm_data.errors import ConfigError
 from xlstm_data.llm_batch import LLMBatch
-from xlstm_data.stages.shift import COMPACT_FIELDS, SHARED_LAYOUT, expand_compact, layout
+from xlstm_data.stages.shift import (
+    BATCH_FIELDS,
+    COMPACT_FIELDS,
+    SHARED_LAYOUT,
+    expand_compact,
+    layout,
+)
 
 # Mesh axes that split the batch, when the caller does not name them.
 DATA_AXIS_NAMES = ("data", "dp", "fsdp", "replica", "batch")
@@ -129,7 +135,7 @@ class GlobalArrays:
                 )
             arrays = self.split(stacked)
         slots = SHARED_LAYOUT if fields_count == COMPACT_FIELDS else layout(fields)
-        return LLMBatch(*(arrays[i] for i in slots)), counts
+        return LLMBatch(**dict(zip(BATCH_FIELDS, (arrays[i] for i in slots), strict=True))), counts
 
     def _field(self, local: np.ndarray) -> jax.Array:
         rows, length = local.shape

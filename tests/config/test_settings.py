@@ -10,6 +10,7 @@ per-source field must change that source.
 
 import dataclasses
 import hashlib
+import itertools
 import json
 
 import jax
@@ -124,6 +125,15 @@ def digest(arrays) -> str:
     return hashlib.sha256(b"".join(np.asarray(a).tobytes() for a in arrays)).hexdigest()[:16]
 
 
+def stream(iterator):
+    """The loader's stream of batches (a `for` loop would stop after one epoch window)."""
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+
+
 def observe(configs, spies) -> dict:
     """What the loader does with `configs`, or the ConfigError it refuses them with."""
     spies.calls.clear()
@@ -134,8 +144,9 @@ def observe(configs, spies) -> dict:
     seen = {"batches": [], "error": None}
     with iterator:
         try:
-            for _, batch in zip(range(STEPS), iterator, strict=False):
-                seen["batches"].append(digest(vars(batch).values()) + str(batch.inputs.shape))
+            for batch in itertools.islice(stream(iterator), STEPS):
+                arrays = [v for v in vars(batch).values() if v is not None]
+                seen["batches"].append(digest(arrays) + str(batch.inputs.shape))
         except ValueError as error:  # a DataError while reading is an effect too
             seen["error"] = f"{type(error).__name__}: {error}"
         state = iterator.get_state()

@@ -135,7 +135,7 @@ def test_state_is_the_step_and_restores_exactly(sources, tmp_path):
             next(iterator)
         state = json.loads(json.dumps(iterator.get_state()))
         expected = [np.asarray(next(iterator).targets) for _ in range(3)]
-    assert set(state) == {"version", "step", "fingerprint"} and state["step"] == 7
+    assert set(state) == {"version", "step", "window_step", "fingerprint"} and state["step"] == 7
     with make_grain_iterator(setup, MESH, [0]) as resumed:
         resumed.set_state(state)
         for batch in expected:

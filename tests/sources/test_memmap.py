@@ -26,7 +26,7 @@ MESH = jax.make_mesh((8,), ("data",))
 
 def all_batches(iterator) -> list[dict[str, np.ndarray]]:
     with iterator:
-        return [{k: np.asarray(v) for k, v in vars(b).items()} for b in iterator]
+        return [{k: np.asarray(v) for k, v in vars(b).items() if v is not None} for b in iterator]
 
 
 def write_bin(path, tokens, dtype=np.uint16):

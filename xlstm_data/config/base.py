@@ -293,24 +293,31 @@ class DataConfig:
     ) -> tuple[T, T]:
         """A training and an evaluation config that share `kwargs`.
 
-        Training defaults to shuffled, dropping the remainder, split "train"; evaluation to
-        unshuffled, padding the remainder, split "validation".
+        Training defaults to shuffled, dropping the remainder, split "train", repeating
+        forever; evaluation to unshuffled, padding the remainder, split "validation", one pass
+        (`num_epochs=1`: every `for batch in eval_iterator` is one whole pass). The specific
+        kwargs win over the shared ones.
         """
-        train = {
-            "shuffle_data": True,
-            "drop_remainder": True,
-            "split": "train",
-            **kwargs,
-            **(train_kwargs or {}),
-        }
-        evaluation = {
-            "shuffle_data": False,
-            "drop_remainder": False,
-            "split": "validation",
-            **kwargs,
-            **(eval_kwargs or {}),
-        }
-        return cls(**train), cls(**evaluation)
+        return train_eval_configs(cls, train_kwargs, eval_kwargs, kwargs)
+
+
+TRAIN_DEFAULTS = {"shuffle_data": True, "drop_remainder": True, "split": "train"}
+EVAL_DEFAULTS = {"shuffle_data": False, "drop_remainder": False, "split": "validation",
+                 "num_epochs": 1}  # fmt: skip
+
+
+def train_eval_configs(
+    cls: type, train_kwargs: dict | None, eval_kwargs: dict | None, shared: dict[str, Any]
+) -> tuple[Any, Any]:
+    """`cls(**train)`, `cls(**eval)`: the defaults (for the fields `cls` has), then `shared`,
+    then the specific kwargs; the callers' dicts are left as they were."""
+    names = {field.name for field in dataclasses.fields(cls)}
+
+    def build(defaults: dict[str, Any], specific: dict | None) -> Any:
+        chosen = {k: v for k, v in defaults.items() if k in names}
+        return cls(**(chosen | shared | (specific or {})))
+
+    return build(TRAIN_DEFAULTS, train_kwargs), build(EVAL_DEFAULTS, eval_kwargs)
 
 
 def non_default_fields(config: DataConfig) -> dict[str, Any]:

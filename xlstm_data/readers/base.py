@@ -53,5 +53,13 @@ class ReaderBase:
         return self.settings.drop_remainder
 
     @property
+    def max_steps_per_epoch(self) -> int | None:
+        return self.settings.max_steps_per_epoch
+
+    @property
+    def num_epochs(self) -> int | None:
+        return self.settings.num_epochs
+
+    @property
     def names(self) -> list[str]:
         return [i.name for i in self.inputs]

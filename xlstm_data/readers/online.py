@@ -38,15 +38,25 @@ LOGGER = logging.getLogger(__name__)
 MIN_PACKING_WINDOW_ROWS = 64
 
 
-def records_per_epoch(input: Input) -> int:
+def records_per_epoch(input: Input, *, in_mixture: bool) -> int:
+    """Record slots of one epoch of `input`: whole global batches. A source of a mixture is
+    padded up, never cut (`drop_remainder` applies to the mixture's last batch), and its
+    padding slots are skipped rather than read as masked rows."""
     config = input.config
     return epoch_length(
         len(input.source),
         global_batch_size=config.global_batch_size,
-        drop_remainder=config.drop_remainder,
+        drop_remainder=config.drop_remainder and not in_mixture,
         max_steps_per_epoch=config.max_steps_per_epoch,
         name=input.name,
     )
+
+
+def mixture_records(records: Sequence[int], weights: Sequence[float]) -> int:
+    """Records of a mixture's epoch as xlstm-jax counts them: until the source that lasts
+    longest at its weight has been read once."""
+    total = sum(weights)
+    return max(int(r * total / w) for r, w in zip(records, weights, strict=True))
 
 
 # Bytes of records per read block when read_block_size is None, and the most records: fresh
@@ -80,6 +90,7 @@ def document_rows(
     host_count: int,
     first_position: int = 0,
     compact: bool = False,
+    in_mixture: bool = False,
 ) -> grain.IterDataset:
     """Rows (`Row`) of one source on one host.
 
@@ -87,7 +98,7 @@ def document_rows(
     special tokens, pieces of at most a row, rows.
     """
     config, source, tokens = input.config, input.source, input.tokens
-    num_records, per_epoch = len(source), records_per_epoch(input)
+    num_records, per_epoch = len(source), records_per_epoch(input, in_mixture=in_mixture)
     padded = PaddedDataset(source, max(num_records, per_epoch), config.data_column)
     parse_args = {
         "column": config.data_column,
@@ -106,6 +117,7 @@ def document_rows(
         seed=config.data_shuffle_seed,
         num_epochs=config.num_epochs,
         first_position=first_position,
+        skip_padding=in_mixture,
     )
     records = blocks.map(ReadRecords(padded))
     if config.tokenize_data:
@@ -172,10 +184,13 @@ class OnlineReader(ReaderBase):
             i.config.placement == "none" and i.config.truncate_documents for i in self.inputs
         )
         self.ends_unevenly = settings.num_epochs is not None and not self.one_row_per_record
-        per_epoch = [records_per_epoch(i) for i in self.inputs]
+        in_mixture = len(self.inputs) > 1
+        per_epoch = [records_per_epoch(i, in_mixture=in_mixture) for i in self.inputs]
         self.steps_per_epoch = None
-        if self.one_row_per_record and len(self.inputs) == 1 and schedule.is_constant:
+        if self.one_row_per_record and not in_mixture and schedule.is_constant:
             self.steps_per_epoch = per_epoch[0] // settings.global_batch_size
+        real = [min(p, len(i.source)) for p, i in zip(per_epoch, self.inputs, strict=True)]
+        self.dataset_size = per_epoch[0] if not in_mixture else mixture_records(real, weights)
         self.report = {"records_per_epoch": dict(zip(self.names, per_epoch, strict=True))}
         if len(self.inputs) > 1 and settings.num_epochs is not None:
             LOGGER.warning(
@@ -218,6 +233,7 @@ class OnlineReader(ReaderBase):
                 host_count=self.host_count,
                 first_position=position,
                 compact=self.compact,
+                in_mixture=len(self.inputs) > 1,
             )
             for i in self.inputs
         ]

@@ -83,7 +83,9 @@ class EpochBlocks(grain.MapDataset):
     `num_epochs` is None. `first_position` starts the stream further in (this host's records
     of all epochs counted one after the other), which skips ahead in O(1). The stream's first
     block is at most FIRST_BLOCK_RECORDS long, so the first batch does not wait for a whole
-    block (blocks do not change the batches: the packer reads across them).
+    block (blocks do not change the batches: the packer reads across them). With
+    `skip_padding` the padding keys are left out of the blocks (a source in a mixture: its
+    padding would only add masked rows).
     """
 
     def __init__(
@@ -99,8 +101,10 @@ class EpochBlocks(grain.MapDataset):
         seed: int,
         num_epochs: int | None,
         first_position: int = 0,
+        skip_padding: bool = False,
     ):
         super().__init__()
+        self.skip_padding = skip_padding
         self.num_records = num_records
         self.records_per_epoch = records_per_epoch
         self.global_batch_size = global_batch_size
@@ -149,7 +153,8 @@ class EpochBlocks(grain.MapDataset):
         local = np.arange(begin, min(begin + size, self.local_records_per_epoch))
         batch, row = np.divmod(local, self.local_batch_size)
         positions = batch * self.global_batch_size + self.host_index * self.local_batch_size + row
-        return self._permute(epoch, positions) if self.shuffle else positions
+        keys = self._permute(epoch, positions) if self.shuffle else positions
+        return keys[keys < self.num_records] if self.skip_padding else keys
 
     def __str__(self) -> str:
         return (

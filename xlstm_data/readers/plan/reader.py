@@ -106,6 +106,7 @@ class PlanReader(ReaderBase):
             truncate=[i.config.truncate_documents for i in self.inputs],
         )
         self.report = plan.report
+        self.dataset_size = plan.report["documents"]
         """What the plan holds: documents, tokens, rows, padding, split documents, realised
         token share per source against its weight, epochs per source."""
         self.slots = EpochSlots(
