@@ -28,6 +28,9 @@ READERS = ("online", "global")
 
 PACKING_ALGORITHMS = ("best_fit", "first_fit", "none")
 
+SOURCE_ONLY_LENGTH = -1
+"""`max_target_length` of a config that names a source but builds no batches."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Role:
@@ -183,6 +186,7 @@ class DataConfig:
                     f"is {self.data_config_type!r} but {type(self).__name__} "
                     f"takes one of {list(self.type_names)}",
                 )
+        _paths_as_strings(self)
         _check_types(self)
         _check_unused_fields(self)
         self.validate()
@@ -193,8 +197,9 @@ class DataConfig:
         require(
             self,
             "max_target_length",
-            self.max_target_length >= 2,
-            "must be at least 2 (a row needs one input and one target token)",
+            self.max_target_length >= 2 or self.max_target_length == SOURCE_ONLY_LENGTH,
+            "must be at least 2 (a row needs one input and one target token), or -1 for a "
+            "config that only names a source (as xlstm-jax's conversion scripts use it)",
         )
         require(self, "worker_count", self.worker_count >= 0, "must be 0 or more")
         require(self, "worker_buffer_size", self.worker_buffer_size >= 1, "must be at least 1")
@@ -352,6 +357,27 @@ def _check_unused_fields(config: DataConfig) -> None:
                 False,
                 f"has no effect on {type(config).__name__} sources; {role(fields[name]).instead}",
             )
+
+
+def _paths_as_strings(config: DataConfig) -> None:
+    """`pathlib.Path`s (also in lists and dicts) where a field takes strings become strings:
+    xlstm-jax code passes either for any path."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        converted = _as_strings(value)
+        if converted != value and _matches(converted, hints[field.name]):
+            setattr(config, field.name, converted)
+
+
+def _as_strings(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, list):
+        return [_as_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_strings(item) for key, item in value.items()}
+    return value
 
 
 def _check_types(config: DataConfig) -> None:

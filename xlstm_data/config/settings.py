@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from xlstm_data.config.base import DataConfig, non_default_fields, role
+from xlstm_data.config.base import SOURCE_ONLY_LENGTH, DataConfig, non_default_fields, role
 from xlstm_data.errors import ConfigError
 
 
@@ -42,6 +42,11 @@ def loader_settings(configs: Sequence[DataConfig]) -> LoaderSettings:
     """The shared loader-wide values, after checking that the configs agree on them (and, for a
     global plan, on the "plan"-scope fields) and that the reader honours every field set."""
     first = configs[0]
+    if first.max_target_length == SOURCE_ONLY_LENGTH:
+        raise ConfigError(
+            f"Invalid data config: max_target_length = {SOURCE_ONLY_LENGTH} names a source "
+            "only; set the row length (tokens per row) to build an iterator."
+        )
     scopes = ("loader", "plan") if first.plan == "global" else ("loader",)
     values = {}
     for field in dataclasses.fields(first):

@@ -23,8 +23,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def get_process_loading_data(config: DataConfig | SyntheticDataConfig, mesh: Mesh) -> list[int]:
     """The processes whose devices hold rows of the global batch, in process order."""
-    shape = (config.global_batch_size, config.max_target_length)
-    indices = batch_sharding(mesh).devices_indices_map(shape)
+    indices = batch_sharding(mesh).devices_indices_map((config.global_batch_size, 1))
     loading = {
         device.process_index
         for device, index in indices.items()
