@@ -82,7 +82,11 @@ class LLMBatch(Batch):
     def from_inputs(inputs: np.ndarray, targets: np.ndarray | None = None) -> LLMBatch:
         """A batch of unpacked rows (one document each, no padding); without `targets` the
         inputs are the targets shifted right by one (0 in front)."""
-        inputs, targets, position, segmentation = _unpacked_fields(inputs, targets)
+        if targets is None:
+            targets = inputs
+            inputs = np.pad(inputs, ((0, 0), (1, 0)))[:, :-1]
+        position = np.broadcast_to(np.arange(inputs.shape[1], dtype=np.int32), inputs.shape)
+        segmentation = np.ones(inputs.shape, dtype=np.int32)
         return LLMBatch(
             inputs=inputs,
             targets=targets,
@@ -120,17 +124,8 @@ class LLMIndexedBatch(LLMBatch):
         sequence_idx: np.ndarray,
         targets: np.ndarray | None = None,
     ) -> LLMIndexedBatch:
-        inputs, targets, position, segmentation = _unpacked_fields(inputs, targets)
-        return LLMIndexedBatch(
-            inputs=inputs,
-            targets=targets,
-            inputs_position=position,
-            inputs_segmentation=segmentation,
-            targets_position=position,
-            targets_segmentation=segmentation,
-            document_idx=document_idx,
-            sequence_idx=sequence_idx,
-        )
+        batch = LLMBatch.from_inputs(inputs, targets)
+        return LLMIndexedBatch(**vars(batch), document_idx=document_idx, sequence_idx=sequence_idx)
 
     @staticmethod
     def get_dtype_struct(batch_size: int, max_length: int) -> LLMIndexedBatch:
@@ -139,15 +134,6 @@ class LLMIndexedBatch(LLMBatch):
         return LLMIndexedBatch(
             **dict.fromkeys(BATCH_FIELDS, spec), document_idx=rows, sequence_idx=rows
         )
-
-
-def _unpacked_fields(inputs: np.ndarray, targets: np.ndarray | None) -> tuple:
-    if targets is None:
-        targets = inputs
-        inputs = np.pad(inputs, ((0, 0), (1, 0)))[:, :-1]
-    position = np.broadcast_to(np.arange(inputs.shape[1], dtype=np.int32), inputs.shape)
-    segmentation = np.ones(inputs.shape, dtype=np.int32)
-    return inputs, targets, position, segmentation
 
 
 def _index(array: Any, key: Any) -> Any:

@@ -112,3 +112,15 @@ def test_integer_index_gives_one_row():
     row = batch[2]
     assert row.inputs.shape == (16,) and row.document_idx.shape == ()
     np.testing.assert_array_equal(row.get_document_borders(), batch.get_document_borders()[2])
+
+
+def test_from_inputs_shifts_unpacked_rows():
+    tokens = np.arange(1, 9, dtype=np.int32).reshape(2, 4)
+    batch = LLMIndexedBatch.from_inputs(tokens, np.array([1, 2]), np.array([0, 0]))
+    np.testing.assert_array_equal(batch.inputs, [[0, 1, 2, 3], [0, 5, 6, 7]])
+    np.testing.assert_array_equal(batch.targets, tokens)
+    np.testing.assert_array_equal(batch.targets_position, [[0, 1, 2, 3]] * 2)
+    assert (np.asarray(batch.inputs_segmentation) == 1).all()
+    np.testing.assert_array_equal(batch.document_idx, [1, 2])
+    same = LLMBatch.from_inputs(tokens, tokens)
+    np.testing.assert_array_equal(same.inputs, tokens)
