@@ -113,7 +113,7 @@ class DataConfig:
         None, readers=("online",), instead="set plan_window_rows, the global plan's window"
     )
     """Rows packed together in one window; more rows, less padding. Default: the larger of
-    the local batch size and 64."""
+    the local batch size and 128."""
     shift_target: Literal["inputs", "targets", "none"] = setting("inputs", scope="loader")
     """"inputs": inputs are the targets shifted right (first input is EOD). "targets": rows
     hold max_target_length + 1 tokens, inputs the first and targets the last max_target_length

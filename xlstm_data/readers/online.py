@@ -35,7 +35,7 @@ from xlstm_data.workers import in_worker_processes, read_options
 
 LOGGER = logging.getLogger(__name__)
 
-MIN_PACKING_WINDOW_ROWS = 64
+MIN_PACKING_WINDOW_ROWS = 128
 
 
 def records_per_epoch(input: Input, *, in_mixture: bool) -> int:
