@@ -19,8 +19,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from xlstm_data import config_from_dict, make_grain_iterator
+from xlstm_data import config_from_dict, load_configs, make_grain_iterator
 from xlstm_data.checkpoint import DataIteratorRestore, DataIteratorSave
+from xlstm_data.telemetry import per_source
 
 
 def local_rows(array: jax.Array) -> dict[int, list[int]]:
@@ -34,13 +35,16 @@ def local_rows(array: jax.Array) -> dict[int, list[int]]:
 
 
 def record(iterator, max_steps: int) -> dict:
-    seen = {"length": None, "shapes": [], "targets": [], "segmentation": []}
+    seen = {"length": None, "shapes": [], "targets": [], "segmentation": [], "sources": []}
     seen["length"] = len(iterator)
     for _ in range(max_steps):  # the stream itself, not one epoch window (a `for` loop)
+        before = per_source(iterator.counts)
         try:
             batch = next(iterator)
         except StopIteration:
             break
+        after = per_source(iterator.counts)
+        seen["sources"].append({k: v - before.get(k, 0) for k, v in after.items()})
         seen["shapes"].append(list(batch.targets.shape))
         seen["targets"].append(local_rows(batch.targets))
         seen["segmentation"].append(local_rows(batch.targets_segmentation))
@@ -52,7 +56,7 @@ def main() -> None:
     parser.add_argument("--process-id", type=int, required=True)
     parser.add_argument("--num-processes", type=int, required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--config", required=True, help="JSON of a config dict")
+    parser.add_argument("--config", required=True, help="JSON of a config dict, or a YAML path")
     parser.add_argument("--mode", choices=["run", "save", "restore"], default="run")
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--save-at", type=int, default=0)
@@ -69,8 +73,11 @@ def main() -> None:
         shutdown_timeout_seconds=30,
     )
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
-    config = config_from_dict(json.loads(args.config))
-    iterator = make_grain_iterator(config, mesh, list(range(args.num_processes)))
+    if args.config.endswith(".yaml"):
+        configs, weights = load_configs(args.config)
+    else:
+        configs, weights = config_from_dict(json.loads(args.config)), None
+    iterator = make_grain_iterator(configs, mesh, list(range(args.num_processes)), weights)
     with iterator:
         if args.mode == "save":
             for _ in range(args.save_at):

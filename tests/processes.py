@@ -18,15 +18,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_processes(folder, count: int, config: dict, *extra: str) -> tuple[list, list]:
-    """`count` worker processes of one distributed job; each writes folder/process_{i}.json."""
+def start_processes(folder, count: int, config: dict | Path, *extra: str) -> tuple[list, list]:
+    """`count` worker processes of one distributed job; each writes folder/process_{i}.json.
+    `config`: a config dict, or the path of a YAML file (one config or a mixture)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     outputs = [folder / f"process_{i}.json" for i in range(count)]
     processes = []
     for i in range(count):
         command = [sys.executable, str(WORKER), "--process-id", str(i), "--num-processes",
-                   str(count), "--port", str(port), "--config", json.dumps(config), "--out",
+                   str(count), "--port", str(port), "--config",
+                   str(config) if isinstance(config, Path) else json.dumps(config), "--out",
                    str(outputs[i]), *extra]  # fmt: skip
         processes.append(
             subprocess.Popen(
@@ -40,7 +42,7 @@ def start_processes(folder, count: int, config: dict, *extra: str) -> tuple[list
     return processes, outputs
 
 
-def run_processes(folder, count: int, config: dict, *extra: str) -> list[dict]:
+def run_processes(folder, count: int, config: dict | Path, *extra: str) -> list[dict]:
     """Runs one job to completion (bounded) and returns what each process saw."""
     processes, outputs = start_processes(folder, count, config, *extra)
     logs = []

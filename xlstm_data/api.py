@@ -17,7 +17,7 @@ from xlstm_data.config import DataConfig
 from xlstm_data.config.settings import check_weights, loader_settings
 from xlstm_data.errors import ConfigError
 from xlstm_data.loader import MultiHostDataLoadIterator
-from xlstm_data.readers.inputs import open_input, open_inputs
+from xlstm_data.readers.inputs import Input, open_input, open_inputs
 from xlstm_data.readers.online import OnlineReader
 from xlstm_data.readers.plan.reader import PlanReader
 from xlstm_data.schedule import BatchSchedule
@@ -58,31 +58,18 @@ def make_grain_iterator(
     `start_from_step` begins at a later step in O(1) (a global plan, or records that map 1:1
     to rows).
     """
-    configs = [configs] if isinstance(configs, DataConfig) else list(configs)
-    weights = check_weights(dataset_weights, len(configs))
-    settings = loader_settings(configs)
     if jax.process_index() not in process_indices:
         raise ConfigError(
             f"Process {jax.process_index()} is not in process_indices "
             f"{list(process_indices)}; list every process that loads data."
         )
-    host_index, host_count = list(process_indices).index(jax.process_index()), len(process_indices)
     axes = data_axes(global_mesh, data_axis_names)
-    devices = data_parallel_size(global_mesh, axes)
-    _check_batch_divisible(settings.global_batch_size, host_count, devices)
-    schedule = BatchSchedule(
-        settings.global_batch_size,
-        settings.batch_rampup_factors,
-        host_count=host_count,
-        data_parallel_size=devices,
-    )
-    reader = READERS[settings.reader](
-        open_inputs(configs),
-        weights,
-        settings,
-        schedule=schedule,
-        host_index=host_index,
-        host_count=host_count,
+    reader = build_reader(
+        configs,
+        dataset_weights,
+        host_index=list(process_indices).index(jax.process_index()),
+        host_count=len(process_indices),
+        data_parallel_size=data_parallel_size(global_mesh, axes),
         # Accelerators derive inputs and positions from half the bytes; XLA's scans on the CPU
         # are slower than numpy's, so CPU devices get every field from the host.
         compact=any(device.platform != "cpu" for device in global_mesh.devices.flat),
@@ -91,9 +78,44 @@ def make_grain_iterator(
         reader,
         global_mesh,
         data_axis_names=axes,
-        device_prefetch=settings.device_prefetch,
+        device_prefetch=reader.settings.device_prefetch,
         reset_after_epoch=reset_after_epoch,
         first_step=start_from_step,
+    )
+
+
+def build_reader(
+    configs: DataConfig | Sequence[DataConfig],
+    dataset_weights: Sequence[float] | None = None,
+    *,
+    host_index: int = 0,
+    host_count: int = 1,
+    data_parallel_size: int = 1,
+    compact: bool = False,
+    inputs: Sequence[Input] | None = None,
+) -> OnlineReader | PlanReader:
+    """The reader of host `host_index` of `host_count`, without JAX devices: what
+    `make_grain_iterator` runs on each host, and what `xlstm-data doctor` and `inspect` run for
+    any number of simulated hosts in one process (`reader.batches(step)`: local batches).
+    `inputs` are the configs' opened sources (`open_inputs`), to open them once for many hosts."""
+    configs = [configs] if isinstance(configs, DataConfig) else list(configs)
+    weights = check_weights(dataset_weights, len(configs))
+    settings = loader_settings(configs)
+    _check_batch_divisible(settings.global_batch_size, host_count, data_parallel_size)
+    schedule = BatchSchedule(
+        settings.global_batch_size,
+        settings.batch_rampup_factors,
+        host_count=host_count,
+        data_parallel_size=data_parallel_size,
+    )
+    return READERS[settings.reader](
+        open_inputs(configs) if inputs is None else inputs,
+        weights,
+        settings,
+        schedule=schedule,
+        host_index=host_index,
+        host_count=host_count,
+        compact=compact,
     )
 
 

@@ -67,6 +67,10 @@ class Reader(Protocol):
         """The reader's part of a state at `step`, given the pipeline iterator's state."""
         ...
 
+    def documents_at(self, step: int) -> list[dict[str, Any]]:
+        """The pieces of every row of the global batch at `step` (see the loader's)."""
+        ...
+
     def load(self, state: dict[str, Any]) -> tuple[int, Any | None]:
         """(step, pipeline state) of a saved state, after checking that it belongs to this
         reader; a pipeline state of None means: rebuild the pipeline at that step."""
@@ -181,6 +185,12 @@ class MultiHostDataLoadIterator:
         """What the reader planned (a global plan: documents, tokens, rows, padding, split
         documents, realised token share per source against its weight, epochs per source)."""
         return self.reader.report
+
+    def documents_at(self, step: int) -> list[dict[str, Any]]:
+        """The pieces of every row of the global batch at `step` (source, record, where it
+        lives, token range [start, end), row and offset), without reading any step: a global
+        plan's batches are a function of the step (online readers refuse: ConfigError)."""
+        return self.reader.documents_at(step)
 
     @property
     def iterator_length(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 
 from xlstm_data.config import DataConfig
@@ -19,10 +20,12 @@ class Input:
     source: DocumentSource
     tokenizer: Tokenizer | None
     tokens: SpecialTokens
+    label: str | None = None
+    """The name in logs and per-source counts when the config's own is not unique."""
 
     @property
     def name(self) -> str:
-        return self.config.label
+        return self.label or self.config.label
 
     @property
     def tokenizer_fingerprint(self) -> str | None:
@@ -50,4 +53,10 @@ def open_input(config: DataConfig, source: DocumentSource | None = None) -> Inpu
 
 
 def open_inputs(configs: Sequence[DataConfig]) -> list[Input]:
-    return [open_input(config) for config in configs]
+    """The inputs of a mixture; sources with the same label are told apart as "label #i"."""
+    inputs = [open_input(config) for config in configs]
+    repeated = Counter(i.name for i in inputs)
+    return [
+        dataclasses.replace(i, label=f"{i.name} #{n}") if repeated[i.name] > 1 else i
+        for n, i in enumerate(inputs)
+    ]

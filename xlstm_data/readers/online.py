@@ -251,6 +251,12 @@ class OnlineReader(ReaderBase):
         )
         return batches
 
+    def documents_at(self, step: int) -> list[dict[str, Any]]:
+        raise ConfigError(
+            "documents_at needs a global plan (plan='global'): an online batch depends on "
+            "everything read before it, so its documents are not known without replaying."
+        )
+
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
         state = {"setup": self.setup, "pipeline": pipeline_state}
         return state | {"checksum": state_checksum(step, state)}

@@ -21,6 +21,7 @@ import numpy as np
 
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.stages.pack import Row
+from xlstm_data.telemetry import source_key
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ def join_rows(rows: Sequence[Row]) -> tuple[np.ndarray, Counter]:
         else:
             runs.append([row])
     slices = [run[0].fields[run[0].index : run[-1].index + 1] for run in runs]
+    for run in runs:
+        if run[0].contents is not None:
+            tokens, pieces = run[0].contents[run[0].index : run[-1].index + 1].sum(axis=0)
+            counts[source_key("tokens", run[0].source)] += int(tokens)
+            counts[source_key("documents", run[0].source)] += int(pieces)
     return (slices[0] if len(slices) == 1 else np.concatenate(slices)), counts
 
 

@@ -30,11 +30,17 @@ from xlstm_data.stages.shift import fill_inputs, shift_rows, stacked_field_count
 @dataclasses.dataclass
 class Row:
     """Row `index` of a window's stacked fields ([rows, 4 or 6, length], `shift_rows`), and
-    what the pipeline counted up to it (documents, tokens, padding …), if anything."""
+    what the pipeline counted up to it (documents, tokens, padding …), if anything.
+
+    `source` names the source the row came from and `contents[index]` holds the row's
+    (tokens, document pieces), so per-source counts follow the rows a batch holds.
+    """
 
     fields: np.ndarray
     index: int
     counts: Counter | None = None
+    source: str = ""
+    contents: np.ndarray | None = None
 
     @property
     def values(self) -> np.ndarray:
@@ -247,6 +253,7 @@ class _PackIterator(grain.DatasetIterator):
         self._next_document = skip_documents
         self._window_state = (block_state, skip_documents)
         self._fields: np.ndarray | None = None
+        self._contents: np.ndarray | None = None  # per row of the window: tokens, pieces
         self._next_row = skip_rows
         self._pending_counts: Counter = Counter()
 
@@ -318,12 +325,20 @@ class _PackIterator(grain.DatasetIterator):
             compact=spec.compact,
         )
         counts = self._pending_counts
+        tokens, pieces = int(documents.lengths.sum()), int((documents.lengths > 0).sum())
         counts["rows"] += placement.num_rows
-        counts["tokens"] += int(documents.lengths.sum())
-        counts["padding_tokens"] += placement.num_rows * spec.row_length - int(
-            documents.lengths.sum()
-        )
-        counts["documents"] += int((documents.lengths > 0).sum())
+        counts["tokens"] += tokens
+        counts["padding_tokens"] += placement.num_rows * spec.row_length - tokens
+        counts["documents"] += pieces
+        rows, lengths = placement.row, documents.lengths
+        placed = rows >= 0
+        self._contents = np.stack(
+            [
+                np.bincount(rows[placed], lengths[placed], placement.num_rows),
+                np.bincount(rows[placed & (lengths > 0)], minlength=placement.num_rows),
+            ],
+            axis=1,
+        ).astype(np.int64)
         return True
 
     def __next__(self) -> Row:
@@ -339,7 +354,7 @@ class _PackIterator(grain.DatasetIterator):
         counts = None
         if self._pending_counts:
             counts, self._pending_counts = self._pending_counts, Counter()
-        return Row(self._fields, index, counts)
+        return Row(self._fields, index, counts, self._spec.name, self._contents)
 
     def get_state(self) -> dict[str, Any]:
         block_state, skip_documents = self._window_state

@@ -1,5 +1,6 @@
 """The `xlstm-data` command: `demo` runs the pipeline on embedded data, `prepare` tokenizes
-text once into a token cache, `merge` combines token caches."""
+text once into a token cache, `merge` combines token caches; before a launch, `inspect` shows
+the rows of a step, `doctor` dry-runs a config for K hosts and `bench` times it on your data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 
@@ -50,6 +52,67 @@ def _merge(args: argparse.Namespace) -> None:
         progress=not args.quiet,
     )
     print(json.dumps({"cache": str(args.output)} | metadata.summary()))
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from xlstm_data.tools.inspection import inspect_step, print_step
+
+    result = inspect_step(
+        args.config,
+        step=args.step,
+        host=args.host,
+        hosts=args.hosts,
+        devices_per_host=args.devices_per_host,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_step(result)
+
+
+def _doctor(args: argparse.Namespace) -> None:
+    from xlstm_data.tools.doctor import diagnose
+    from xlstm_data.tools.report import print_report, write_html
+
+    report = diagnose(
+        args.config,
+        hosts=args.hosts,
+        devices_per_host=args.devices_per_host,
+        steps=args.steps,
+        progress=not (args.quiet or args.json),
+    )
+    if args.report:
+        write_html(report, args.report)
+    if args.json:
+        print(json.dumps(report))
+    elif not args.quiet:
+        print_report(report)
+    errors = [c for c in report["checks"] if c["status"] == "error"]
+    verdict = "ready" if not errors else f"{len(errors)} error(s): {errors[0]['detail']}"
+    print(f"doctor: {args.config} on {args.hosts} hosts: {verdict}", file=sys.stderr)
+    if errors:
+        sys.exit(1)
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from xlstm_data.tools.bench import bench
+
+    figures = bench(args.config, steps=args.steps, hosts=args.hosts, progress=not args.quiet)
+    if not args.json:
+        print(
+            f"pipeline {figures['pipeline_tokens_per_s'] / 1e6:.2f} M tokens/s, raw read "
+            f"{figures['raw_read_tokens_per_s'] / 1e6:.2f} M tokens/s "
+            f"({figures['share_of_raw']:.0%} of raw), padding "
+            f"{figures['padding_fraction']:.2%}, first batch after {figures['first_batch_s']} s"
+        )
+    print(json.dumps(figures))
+
+
+def _add_hosts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hosts", type=int, default=1, help="data-loading hosts (processes)")
+    parser.add_argument(
+        "--devices-per-host", type=int, default=1, help="devices along the mesh's data axes"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--documents-per-shard", type=int, help="default: the first cache's")
     merge.add_argument("--quiet", action="store_true", help="no progress bar")
     merge.set_defaults(run=_merge)
+
+    inspect = commands.add_parser("inspect", help="the rows of one step, decoded")
+    inspect.add_argument("config", type=Path, help="config YAML (one dataset or a mixture)")
+    inspect.add_argument("--step", type=int, default=0)
+    inspect.add_argument("--host", type=int, default=0, help="which host's rows")
+    _add_hosts(inspect)
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(run=_inspect)
+
+    doctor = commands.add_parser("doctor", help="dry-run a config for K hosts, in one process")
+    doctor.add_argument("config", type=Path, help="config YAML (one dataset or a mixture)")
+    _add_hosts(doctor)
+    doctor.add_argument("--steps", type=int, default=100, help="steps to simulate per host")
+    doctor.add_argument("--report", type=Path, help="also write an HTML report with plots")
+    doctor.add_argument("--json", action="store_true", help="the report as JSON")
+    doctor.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    doctor.set_defaults(run=_doctor)
+
+    bench_ = commands.add_parser("bench", help="throughput on your data against the raw read")
+    bench_.add_argument("config", type=Path, help="config YAML (one dataset or a mixture)")
+    bench_.add_argument("--steps", type=int, default=200, help="batches to time")
+    bench_.add_argument("--hosts", type=int, default=1, help="time host 0's share of K hosts")
+    bench_.add_argument("--json", action="store_true", help="only the JSON line")
+    bench_.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench_.set_defaults(run=_bench)
     return parser
 
 
@@ -111,7 +199,13 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    args.run(args)
+    from xlstm_data.errors import ConfigError, DataError
+
+    try:
+        args.run(args)
+    except (ConfigError, DataError) as error:  # the message names the field or file and the fix
+        print(f"xlstm-data {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ pure function of (plan, seed, step): the same on any number of hosts, restorable
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -28,6 +29,7 @@ from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.protocol import DocumentSource
 from xlstm_data.stages.epochs import epoch_length
 from xlstm_data.stages.pack import pack_fields
+from xlstm_data.telemetry import source_key
 
 # Consecutive plan rows that stay together when an epoch shuffles its rows: the full pieces of a
 # long document sit in consecutive rows, so a read finds them together instead of reading the
@@ -117,6 +119,41 @@ def steps_per_read(local_rows: int, row_length: int) -> int:
     return max(1, min(MAX_STEPS_PER_READ, TOKENS_PER_READ // (local_rows * row_length)))
 
 
+@dataclasses.dataclass
+class RowPieces:
+    """The pieces of some rows, row by row: piece i is tokens [start, start + length) of
+    document `document` of source `source` (special tokens counted), at `offset` in row `row`
+    (an index into the rows asked for)."""
+
+    row: np.ndarray
+    source: np.ndarray
+    document: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    offset: np.ndarray
+
+
+def row_pieces(plan: Plan, rows: np.ndarray) -> RowPieces:
+    """The pieces of plan rows `rows` (-1: an empty row, no pieces), in O(pieces)."""
+    real = rows >= 0
+    begin = np.where(real, plan.row_starts[np.maximum(rows, 0)], 0)
+    count = np.where(real, plan.row_starts[np.maximum(rows, 0) + 1] - begin, 0)
+    pieces = ranges_index(begin, count)
+    piece_row = np.repeat(np.arange(len(rows)), count)
+    lengths = np.asarray(plan.piece_length[pieces], dtype=np.int64)
+    # Pieces come row by row; a piece's offset is the tokens of its row before it.
+    row_tokens = np.bincount(piece_row, weights=lengths, minlength=len(rows)).astype(np.int64)
+    offset = (np.cumsum(lengths) - lengths) - (np.cumsum(row_tokens) - row_tokens)[piece_row]
+    return RowPieces(
+        piece_row,
+        np.asarray(plan.piece_source[pieces], dtype=np.int64),
+        np.asarray(plan.piece_document[pieces], dtype=np.int64),
+        np.asarray(plan.piece_start[pieces], dtype=np.int64),
+        lengths,
+        offset,
+    )
+
+
 class PlanBatches(grain.MapDataset):
     """Element i: this host's local batches of `steps_per_read` steps from
     `first_step + i * steps_per_read` on, a list of `(fields, counts)` (see
@@ -143,6 +180,7 @@ class PlanBatches(grain.MapDataset):
         compact: bool,
         vocab_sizes: list[int | None],
         steps_per_read: int,
+        names: list[str],
         first_step: int = 0,
     ):
         super().__init__()
@@ -158,6 +196,7 @@ class PlanBatches(grain.MapDataset):
         self.compact = compact
         self.vocab_sizes = vocab_sizes
         self.steps_per_read = steps_per_read
+        self.names = names
         self.first_step = first_step
         self._plan: Plan | None = None
 
@@ -188,59 +227,61 @@ class PlanBatches(grain.MapDataset):
         last = first + self.steps_per_read
         if steps is not None:
             last = min(last, self.first_step + steps)
-        host_rows = []
-        for step in range(first, last):
-            local = self.schedule.local_rows(step)
-            first_slot = self.schedule.rows_before(step) + self.host_index * local
-            host_rows.append(self.slots.rows(np.arange(first_slot, first_slot + local)))
-        fields, real, row_tokens = self._materialize(np.concatenate(host_rows))
+        host_rows = [self.host_rows(step) for step in range(first, last)]
+        rows = np.concatenate(host_rows)
+        pieces = row_pieces(self.plan, rows)
+        fields = self._materialize(pieces, len(rows))
+        # Tokens and pieces per (row, source), for the per-source counts of each batch.
+        sources = len(self.sources)
+        cell = pieces.row * sources + pieces.source
+        tokens = np.bincount(cell, pieces.length, len(rows) * sources).reshape(-1, sources)
+        documents = np.bincount(cell[pieces.length > 0], minlength=len(rows) * sources)
+        documents = documents.reshape(-1, sources)
         batches, begin = [], 0
-        for rows in host_rows:
-            end = begin + len(rows)
-            used = int(row_tokens[begin:end].sum())
+        for step_rows in host_rows:
+            end = begin + len(step_rows)
+            real = step_rows >= 0
+            by_source = tokens[begin:end].sum(axis=0).astype(np.int64).tolist()
+            used = sum(by_source)
             counts = Counter(
-                rows=int(real[begin:end].sum()),
-                padding_rows=int((~real[begin:end]).sum()),
+                rows=int(real.sum()),
+                padding_rows=int((~real).sum()),
                 tokens=used,
-                padding_tokens=len(rows) * self.row_length - used,
+                padding_tokens=len(step_rows) * self.row_length - used,
             )
+            for name, n, d in zip(
+                self.names, by_source, documents[begin:end].sum(axis=0).tolist(), strict=True
+            ):
+                counts[source_key("tokens", name)] += n
+                counts[source_key("documents", name)] += d
             batches.append((fields[begin:end], counts))
             begin = end
         return batches
 
-    def _materialize(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(stacked fields of the rows, which rows are real, tokens per row)."""
-        plan = self.plan
-        real = rows >= 0
-        begin = np.where(real, plan.row_starts[np.maximum(rows, 0)], 0)
-        count = np.where(real, plan.row_starts[np.maximum(rows, 0) + 1] - begin, 0)
-        pieces = ranges_index(begin, count)
-        piece_row = np.repeat(np.arange(len(rows)), count)
-        lengths = np.asarray(plan.piece_length[pieces], dtype=np.int64)
-        tokens = self._piece_tokens(
-            np.asarray(plan.piece_source[pieces]),
-            np.asarray(plan.piece_document[pieces]),
-            np.asarray(plan.piece_start[pieces]),
-            lengths,
-        )
-        # Pieces come row by row; a piece's offset is the tokens of its row before it.
-        row_tokens = np.bincount(piece_row, weights=lengths, minlength=len(rows)).astype(np.int64)
-        offset = (np.cumsum(lengths) - lengths) - (np.cumsum(row_tokens) - row_tokens)[piece_row]
+    def host_rows(self, step: int) -> np.ndarray:
+        """The plan rows of this host's part of the batch at `step` (-1: empty rows)."""
+        local = self.schedule.local_rows(step)
+        first_slot = self.schedule.rows_before(step) + self.host_index * local
+        return self.slots.rows(np.arange(first_slot, first_slot + local))
+
+    def _materialize(self, pieces: RowPieces, num_rows: int) -> np.ndarray:
+        """The stacked fields of `num_rows` rows holding `pieces`."""
+        tokens = self._piece_tokens(pieces.source, pieces.document, pieces.start, pieces.length)
         # Empty rows get an empty piece, so that every row exists in the placement.
-        empty = np.flatnonzero(count == 0)
-        piece_row = np.concatenate([piece_row, empty])
-        lengths = np.concatenate([lengths, np.zeros(len(empty), np.int64)])
-        offset = np.concatenate([offset, np.zeros(len(empty), np.int64)])
-        placement = Placement(piece_row, offset, len(rows))
-        fields = pack_fields(
-            Documents(tokens, lengths),
+        empty = np.setdiff1d(np.arange(num_rows), pieces.row, assume_unique=False)
+        placement = Placement(
+            np.concatenate([pieces.row, empty]),
+            np.concatenate([pieces.offset, np.zeros(len(empty), np.int64)]),
+            num_rows,
+        )
+        return pack_fields(
+            Documents(tokens, np.concatenate([pieces.length, np.zeros(len(empty), np.int64)])),
             placement,
             self.row_length,
             shift_target=self.shift_target,
             first_input_id=self.first_input_id,
             compact=self.compact,
         )
-        return fields, real, row_tokens
 
     def _piece_tokens(
         self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray

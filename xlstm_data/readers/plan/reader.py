@@ -21,9 +21,10 @@ from xlstm_data.readers.plan.batches import (
     EpochSlots,
     PlanBatches,
     one_batch_at_a_time,
+    row_pieces,
     steps_per_read,
 )
-from xlstm_data.readers.plan.store import plan_for
+from xlstm_data.readers.plan.store import load_plan, plan_for
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.workers import in_worker_processes, read_options
 
@@ -142,6 +143,7 @@ class PlanReader(ReaderBase):
             compact=self.compact,
             vocab_sizes=[i.tokens.vocab_size for i in self.inputs],
             steps_per_read=self._steps_per_read,
+            names=self.names,
             first_step=first_step,
         )
         chunks = in_worker_processes(
@@ -150,6 +152,37 @@ class PlanReader(ReaderBase):
             self.settings.worker_buffer_size,
         )
         return one_batch_at_a_time(chunks, self._steps_per_read)
+
+    def documents_at(self, step: int) -> list[dict[str, Any]]:
+        """Every piece of the global batch at `step`, row by row: its source, record key and
+        where that record lives, its tokens [start, end) within the record (special tokens
+        counted, as in the rows) and its offset in the row. O(rows of that step): read from
+        the stored plan, no other step is computed."""
+        if step < 0:
+            raise ConfigError(f"documents_at: step {step} is negative.")
+        first = self.schedule.rows_before(step)
+        rows = self.slots.rows(np.arange(first, first + self.schedule.global_rows(step)))
+        pieces = row_pieces(load_plan(self.plan_folder), rows)
+        return [
+            {
+                "row": row,
+                "offset": offset,
+                "source": self.names[source],
+                "record": document,
+                "where": self.inputs[source].source.describe(document),
+                "start": start,
+                "end": start + length,
+            }
+            for row, offset, source, document, start, length in zip(
+                pieces.row.tolist(),
+                pieces.offset.tolist(),
+                pieces.source.tolist(),
+                pieces.document.tolist(),
+                pieces.start.tolist(),
+                pieces.length.tolist(),
+                strict=True,
+            )
+        ]
 
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint}
