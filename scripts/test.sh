@@ -6,4 +6,6 @@ bash scripts/setup_venv.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 bash scripts/install_ipfs_node.sh
-.venv/bin/python -m pytest -q "$@"
+bash scripts/install_browser.sh
+# The HTML report test must run here, not skip: the browser was just installed.
+XLSTM_DATA_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q "$@"

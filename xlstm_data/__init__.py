@@ -33,6 +33,7 @@ _EXPORTS = {
     "SyntheticDataConfig": "xlstm_data.synthetic",
     "SyntheticDataIterator": "xlstm_data.synthetic",
     "MultiHostDataLoadIterator": "xlstm_data.loader",
+    "build_reader": "xlstm_data.api",
     "make_grain_iterator": "xlstm_data.api",
     "preprocess_dataset": "xlstm_data.api",
     "DocumentSource": "xlstm_data.sources.protocol",
