@@ -94,7 +94,7 @@ def test_documents_at_covers_every_row_of_the_global_batch(plan_yaml):
     configs, _ = load_configs(plan_yaml)
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     with make_grain_iterator(configs, mesh, [0]) as iterator:
-        for step in range(5):
+        for _ in range(5):
             batch = next(iterator)
         pieces = iterator.documents_at(4)
     segmentation = np.asarray(batch.targets_segmentation)
