@@ -14,6 +14,7 @@ import jax
 from jax.sharding import Mesh
 
 from xlstm_data.config import DataConfig
+from xlstm_data.config.schedule import resolve_stages
 from xlstm_data.config.settings import check_weights, loader_settings
 from xlstm_data.errors import ConfigError
 from xlstm_data.loader import MultiHostDataLoadIterator
@@ -102,20 +103,34 @@ def build_reader(
     weights = check_weights(dataset_weights, len(configs))
     settings = loader_settings(configs)
     _check_batch_divisible(settings.global_batch_size, host_count, data_parallel_size)
+    inputs = open_inputs(configs) if inputs is None else inputs
+    stages = None
+    factors = settings.batch_rampup_factors
+    if settings.schedule is not None:
+        stages = resolve_stages(
+            settings.schedule,
+            names=[i.name for i in inputs],
+            weights=weights,
+            max_target_length=settings.max_target_length,
+            global_batch_size=settings.global_batch_size,
+        )
+        # The stages' batch sizes are the schedule's ramp-up: one rule for rows per step.
+        factors = {s.start_step: s.global_batch_size / settings.global_batch_size for s in stages}
     schedule = BatchSchedule(
         settings.global_batch_size,
-        settings.batch_rampup_factors,
+        factors,
         host_count=host_count,
         data_parallel_size=data_parallel_size,
     )
     return READERS[settings.reader](
-        open_inputs(configs) if inputs is None else inputs,
+        inputs,
         weights,
         settings,
         schedule=schedule,
         host_index=host_index,
         host_count=host_count,
         compact=compact,
+        stages=stages,
     )
 
 

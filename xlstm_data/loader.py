@@ -71,6 +71,10 @@ class Reader(Protocol):
         """The pieces of every row of the global batch at `step` (see the loader's)."""
         ...
 
+    def batch_shape(self, step: int) -> tuple[int, int]:
+        """(rows, tokens per row) of the global batch at `step`."""
+        ...
+
     def load(self, state: dict[str, Any]) -> tuple[int, Any | None]:
         """(step, pipeline state) of a saved state, after checking that it belongs to this
         reader; a pipeline state of None means: rebuild the pipeline at that step."""
@@ -152,12 +156,7 @@ class MultiHostDataLoadIterator:
         """Batches taken in the current epoch window."""
         self._restored = False  # the next `for` loop continues the restored window
         self._ended = False
-        first_shape = (
-            reader.schedule.local_rows(first_step),
-            reader.stacked_fields,
-            reader.max_target_length,
-        )
-        self._to_global.compile_ahead(first_shape)
+        self._to_global.compile_ahead(self._local_shape(first_step))
         self._open(first_step)
 
     def _open(self, step: int) -> None:
@@ -185,6 +184,16 @@ class MultiHostDataLoadIterator:
         """What the reader planned (a global plan: documents, tokens, rows, padding, split
         documents, realised token share per source against its weight, epochs per source)."""
         return self.reader.report
+
+    def batch_shape(self, step: int | None = None) -> tuple[int, int]:
+        """(rows, tokens per row) of the global batch at `step` (default: the next one), so a
+        trainer knows the shape before it arrives: within a schedule's stage it stays the same,
+        so a step function compiles once per stage."""
+        return self.reader.batch_shape(self.step if step is None else step)
+
+    def _local_shape(self, step: int) -> tuple[int, int, int]:
+        rows, length = self.reader.batch_shape(step)
+        return rows // self.reader.host_count, self.reader.stacked_fields, length
 
     def documents_at(self, step: int) -> list[dict[str, Any]]:
         """The pieces of every row of the global batch at `step` (source, record, where it
@@ -240,8 +249,8 @@ class MultiHostDataLoadIterator:
             self._end_of_epoch()
             raise StopIteration
         if pad:
-            rows = self.reader.schedule.local_rows(self.step)
-            shape = (rows, self.reader.stacked_fields, self.reader.max_target_length)
+            shape = self._local_shape(self.step)
+            rows = shape[0]
             padding = Counter(padding_rows=rows, padding_tokens=rows * shape[2])
             item = self._to_global((np.zeros(shape, np.int32), padding))
         batch, counts = item

@@ -61,6 +61,7 @@ CASES = {
     "max_steps_per_epoch": (2, {}),
     "num_epochs": (1, {}),
     "batch_rampup_factors": ({2: 2.0}, {}),
+    "schedule": ([{"start_step": 0}, {"start_step": 2, "global_batch_size": 16}], {}),
     "plan": (None, {}),  # set per reader below: the other one
     "plan_dir": (None, {}),  # a folder, set per test
     "plan_tokens": (3000, {}),

@@ -3,6 +3,7 @@
 from xlstm_data.config.base import CONFIG_TYPES, DataConfig, Role, role
 from xlstm_data.config.ipfs import IpfsDataConfig
 from xlstm_data.config.loading import config_from_dict, load_configs
+from xlstm_data.config.schedule import Stage
 from xlstm_data.config.sources import (
     ArrayRecordDataConfig,
     GrainArrayRecordsDataConfig,
@@ -20,6 +21,7 @@ __all__ = [
     "IpfsDataConfig",
     "MemmapDataConfig",
     "Role",
+    "Stage",
     "TokenCacheDataConfig",
     "config_from_dict",
     "load_configs",

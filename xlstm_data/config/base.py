@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
+from xlstm_data.config.schedule import stage_as_dict
 from xlstm_data.errors import ConfigError
 
 T = TypeVar("T", bound="DataConfig")
@@ -147,6 +148,10 @@ class DataConfig:
     """Passes over the data; None repeats forever (training)."""
     batch_rampup_factors: dict[int, float] | None = setting(None, scope="loader")
     """{step: factor}: from `step` on, the global batch is `factor * global_batch_size`."""
+    schedule: list[dict[str, Any]] | None = setting(None, scope="loader")
+    """Training stages from given steps, each with its own mixture weights (in tokens),
+    max_target_length and global_batch_size (`xlstm_data.config.schedule`, docs/schedules.md).
+    Weights and lengths need plan="global"; batch sizes work on both readers."""
     plan: Literal["online", "global"] = setting("online", scope="loader")
     """"online": pack while reading (any source). "global": batches from a plan built once from
     the document lengths (token caches and memmap files): a pure function of (seed, step), so
@@ -186,6 +191,8 @@ class DataConfig:
                     f"is {self.data_config_type!r} but {type(self).__name__} "
                     f"takes one of {list(self.type_names)}",
                 )
+        if isinstance(self.schedule, list | tuple):
+            self.schedule = [stage_as_dict(stage) for stage in self.schedule]
         _paths_as_strings(self)
         _check_types(self)
         _check_unused_fields(self)
@@ -251,6 +258,15 @@ class DataConfig:
             not (self.grain_packing and self.packing == "none"),
             "contradicts grain_packing=True; set one of them",
         )
+        if self.schedule is not None:
+            for field in ("batch_rampup_factors", "max_steps_per_epoch"):
+                require(
+                    self,
+                    field,
+                    getattr(self, field) is None,
+                    "cannot be combined with a schedule; give the batch sizes as stages "
+                    "(global_batch_size) and the length of the run as stage steps",
+                )
         if self.batch_rampup_factors:
             for step, factor in self.batch_rampup_factors.items():
                 number = isinstance(factor, int | float) and not isinstance(factor, bool)

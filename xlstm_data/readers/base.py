@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from xlstm_data.config.schedule import ResolvedStage
 from xlstm_data.config.settings import LoaderSettings
 from xlstm_data.readers.inputs import Input
 from xlstm_data.schedule import BatchSchedule
@@ -22,13 +23,16 @@ class ReaderBase:
         host_index: int,
         host_count: int,
         compact: bool = True,
+        stages: Sequence[ResolvedStage] | None = None,
     ):
-        """`compact=False` keeps all fields in the local batches (for `preprocess_dataset`)."""
+        """`compact=False` keeps all fields in the local batches (for `preprocess_dataset`);
+        `stages`: the config's schedule, resolved (its batch sizes are in `schedule`)."""
         self.inputs = list(inputs)
         self.weights = list(weights)
         self.settings = settings
         self.schedule = schedule
         self.host_index, self.host_count = host_index, host_count
+        self.stages = stages
         first_inputs = {i.tokens.first_input_id for i in self.inputs}
         self.first_input_id = min(first_inputs)
         """The token that opens every shifted input row (when all sources share it)."""
@@ -38,7 +42,12 @@ class ReaderBase:
 
     @property
     def max_target_length(self) -> int:
+        """The row length of the config (a schedule's stages may change it: `batch_shape`)."""
         return self.settings.max_target_length
+
+    def batch_shape(self, step: int) -> tuple[int, int]:
+        """(rows, tokens per row) of the global batch at `step`."""
+        return self.schedule.global_rows(step), self.max_target_length
 
     @property
     def shift_target(self) -> str:

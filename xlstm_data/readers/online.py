@@ -17,6 +17,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from xlstm_data.config.schedule import ResolvedStage, refuse_online_stages
 from xlstm_data.config.settings import LoaderSettings
 from xlstm_data.errors import ConfigError
 from xlstm_data.readers.base import ReaderBase
@@ -169,6 +170,7 @@ class OnlineReader(ReaderBase):
         host_index: int,
         host_count: int,
         compact: bool = True,
+        stages: Sequence[ResolvedStage] | None = None,
     ):
         super().__init__(
             inputs,
@@ -178,7 +180,9 @@ class OnlineReader(ReaderBase):
             host_index=host_index,
             host_count=host_count,
             compact=compact,
+            stages=stages,
         )
+        refuse_online_stages(stages, weights)
         # Every record gives exactly one row: all hosts make as many, positions follow steps.
         self.one_row_per_record = all(
             i.config.placement == "none" and i.config.truncate_documents for i in self.inputs

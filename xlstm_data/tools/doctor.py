@@ -257,7 +257,8 @@ def _figures(
     ]
     rates = [run.steady_rate() for run in runs if run.batches > 1]
     slot_rates = [run.steady_rate("slots") for run in runs if run.batches > 1]
-    local_slots = reader.schedule.local_rows(0) * reader.max_target_length
+    rows, length = reader.batch_shape(0)
+    local_slots = rows // reader.host_count * length
     doctor.figures["throughput"] = {
         "tokens_per_s_per_host": round(float(np.median(rates))) if rates else None,
         "step_time_s": round(local_slots / float(np.median(slot_rates)), 6) if slot_rates else None,

@@ -86,8 +86,9 @@ class HostRun:
         cut there (drop_remainder), or followed by fully masked batches."""
         figures = self.steps[:steps]
         for step in range(len(figures), steps):
-            rows = reader.schedule.local_rows(step)
-            slots = rows * reader.max_target_length
+            rows, length = reader.batch_shape(step)
+            rows //= reader.host_count
+            slots = rows * length
             done = figures[-1].done_s if figures else 0.0
             figures.append(StepFigures(rows, 0, slots, {}, done))
         return dataclasses.replace(self, steps=figures)

@@ -6,6 +6,8 @@ pipeline from that step in O(1), on any number of hosts that divides the global 
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from xlstm_data.config.schedule import ResolvedStage
 from xlstm_data.config.settings import LoaderSettings
 from xlstm_data.errors import ConfigError
 from xlstm_data.readers.base import ReaderBase
@@ -43,8 +46,37 @@ def _document_lengths(input: Input) -> np.ndarray:
     return np.where(raw > 0, raw + extra, 0)
 
 
+@dataclasses.dataclass
+class PlanPart:
+    """The plan of one stage of a schedule (or the only plan, without one): steps
+    [first_step, end_step) read its rows, counted from its own step 0."""
+
+    name: str
+    first_step: int
+    end_step: int | None
+    schedule: BatchSchedule
+    """Rows per step within the part (local steps)."""
+    max_target_length: int
+    row_length: int
+    plan_folder: Path
+    fingerprint: str
+    slots: EpochSlots
+    report: dict[str, Any]
+
+    def holds(self, step: int) -> bool:
+        return self.first_step <= step and (self.end_step is None or step < self.end_step)
+
+
+def stage_seed(seed: int, index: int) -> int:
+    """The seed of the row order of a schedule's stage (stage 0: the config's seed)."""
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
 class PlanReader(ReaderBase):
-    """Local batches of a global plan over one source or a weighted mixture."""
+    """Local batches of a global plan over one source or a weighted mixture, or of one plan
+    per stage of a schedule (each stage's sources continue where the stage before stopped)."""
 
     state_is_host_independent = True
     ends_unevenly = False
@@ -59,6 +91,7 @@ class PlanReader(ReaderBase):
         host_index: int,
         host_count: int,
         compact: bool = True,
+        stages: Sequence[ResolvedStage] | None = None,
     ):
         super().__init__(
             inputs,
@@ -68,6 +101,7 @@ class PlanReader(ReaderBase):
             host_index=host_index,
             host_count=host_count,
             compact=compact,
+            stages=stages,
         )
         first = self.inputs[0]
         first_inputs = {i.tokens.first_input_id for i in self.inputs}
@@ -77,40 +111,53 @@ class PlanReader(ReaderBase):
                 f"{sorted(first_inputs)} (their EOD ids differ); give them one tokenizer or "
                 "one eod_token_id."
             )
-        fingerprint_inputs = {
-            f"source[{n}]": {
-                "data": i.source.identity(),
-                "tokenizer": i.tokenizer_fingerprint,
-                "prefix": i.tokens.prefix,
-                "suffix": i.tokens.end_ids,
-            }
-            for n, i in enumerate(self.inputs)
-        }
         plan_dir = settings.plan_dir or first.source.plans_folder()
         if plan_dir is None:
             raise ConfigError(
                 f"Invalid data config: plan_dir is not set and {first.name} has no folder to "
                 "keep plans in; set plan_dir."
             )
-        config = first.config  # the "plan"-scope fields agree over the mixture
-        plan, self.fingerprint, self.plan_folder = plan_for(
-            [_document_lengths(i) for i in self.inputs],
-            weights,
-            plan_dir=Path(plan_dir),
-            settings=fingerprint_inputs,
-            row_length=settings.row_length,
-            seed=config.data_shuffle_seed,
-            window_rows=settings.plan_window_rows,
-            plan_tokens=settings.plan_tokens,
-            algorithm=config.placement,
-            shuffle=config.shuffle_data,
-            truncate=[i.config.truncate_documents for i in self.inputs],
+        self._plan_settings = {
+            "plan_dir": Path(plan_dir),
+            "settings": {
+                f"source[{n}]": {
+                    "data": i.source.identity(),
+                    "tokenizer": i.tokenizer_fingerprint,
+                    "prefix": i.tokens.prefix,
+                    "suffix": i.tokens.end_ids,
+                }
+                for n, i in enumerate(self.inputs)
+            },
+            "seed": first.config.data_shuffle_seed,  # "plan"-scope fields agree over the mixture
+            "window_rows": settings.plan_window_rows,
+            "plan_tokens": settings.plan_tokens,
+            "algorithm": first.config.placement,
+            "shuffle": first.config.shuffle_data,
+            "truncate": [i.config.truncate_documents for i in self.inputs],
+        }
+        lengths = [_document_lengths(i) for i in self.inputs]
+        self.parts = (
+            [self._single_part(lengths)] if stages is None else self._stage_parts(lengths, stages)
         )
-        self.report = plan.report
-        self.dataset_size = plan.report["documents"]
+        last = self.parts[-1]
+        self.fingerprint, self.plan_folder = last.fingerprint, last.plan_folder
+        self.report = last.report if stages is None else _schedule_report(self.parts)
         """What the plan holds: documents, tokens, rows, padding, split documents, realised
-        token share per source against its weight, epochs per source."""
-        self.slots = EpochSlots(
+        token share per source against its weight, epochs per source (per stage)."""
+        self.dataset_size = last.report["documents"]
+        self.steps_per_epoch = (
+            last.slots.slots_per_epoch // settings.global_batch_size
+            if schedule.is_constant and stages is None
+            else None
+        )
+        self._read_options = read_options(first.config.read_threads, tokenize=False)
+
+    def _single_part(self, lengths: list[np.ndarray]) -> PlanPart:
+        settings, config = self.settings, self.inputs[0].config
+        plan, fingerprint, folder = plan_for(
+            lengths, self.weights, row_length=settings.row_length, **self._plan_settings
+        )
+        slots = EpochSlots(
             plan.num_rows,
             global_batch_size=settings.global_batch_size,
             drop_remainder=settings.drop_remainder,
@@ -119,39 +166,94 @@ class PlanReader(ReaderBase):
             shuffle=config.shuffle_data,
             seed=config.data_shuffle_seed,
         )
-        self.steps_per_epoch = (
-            self.slots.slots_per_epoch // settings.global_batch_size
-            if schedule.is_constant
-            else None
-        )
-        self._read_options = read_options(config.read_threads, tokenize=False)
-        self._steps_per_read = steps_per_read(schedule.local_rows(0), settings.row_length)
+        return PlanPart("plan", 0, None, self.schedule, settings.max_target_length,
+                        settings.row_length, folder, fingerprint, slots, plan.report)  # fmt: skip
+
+    def _stage_parts(
+        self, lengths: list[np.ndarray], stages: Sequence[ResolvedStage]
+    ) -> list[PlanPart]:
+        """One plan per stage, built in order: a stage's sources start where the stage before
+        stopped reading them, and its fingerprint covers the stages before it."""
+        settings, config = self.settings, self.inputs[0].config
+        parts, start, previous = [], [0] * len(lengths), None
+        extra = settings.row_length - settings.max_target_length  # shift_target="targets"
+        for stage in stages:
+            rows = None if stage.steps is None else stage.steps * stage.global_batch_size
+            plan, fingerprint, folder = plan_for(
+                lengths,
+                stage.weights,
+                row_length=stage.max_target_length + extra,
+                stage={"index": stage.index, "start": start, "rows": rows, "previous": previous},
+                **self._plan_settings,
+            )
+            slots = EpochSlots(
+                plan.num_rows,
+                global_batch_size=stage.global_batch_size,
+                drop_remainder=settings.drop_remainder if rows is None else True,
+                max_steps_per_epoch=None,
+                num_epochs=settings.num_epochs if rows is None else 1,
+                shuffle=config.shuffle_data,
+                seed=stage_seed(config.data_shuffle_seed, stage.index),
+            )
+            report = plan.report | {
+                "stage": stage.name,
+                "start_step": stage.start_step,
+                "end_step": stage.end_step,
+                "global_batch_size": stage.global_batch_size,
+                "max_target_length": stage.max_target_length,
+                "stream_start": list(start),
+            }
+            schedule = BatchSchedule(stage.global_batch_size, None, host_count=self.host_count)
+            parts.append(
+                PlanPart(stage.name, stage.start_step, stage.end_step, schedule,
+                         stage.max_target_length, stage.max_target_length + extra, folder,
+                         fingerprint, slots, report)
+            )  # fmt: skip
+            start, previous = plan.report["stream_end"], fingerprint
+        return parts
+
+    def part_of(self, step: int) -> PlanPart:
+        return next(part for part in self.parts if part.holds(step))
+
+    def batch_shape(self, step: int) -> tuple[int, int]:
+        part = self.part_of(step)
+        return part.schedule.global_rows(step - part.first_step), part.max_target_length
 
     def batches(self, first_step: int) -> grain.IterDataset:
-        batches = PlanBatches(
-            plan_folder=self.plan_folder,
-            sources=[i.source for i in self.inputs],
-            prefixes=[i.tokens.prefix for i in self.inputs],
-            suffixes=[i.tokens.end_ids for i in self.inputs],
-            slots=self.slots,
-            schedule=self.schedule,
-            host_index=self.host_index,
-            host_count=self.host_count,
-            row_length=self.settings.row_length,
-            shift_target=self.settings.shift_target,
-            first_input_id=self.first_input_id,
-            compact=self.compact,
-            vocab_sizes=[i.tokens.vocab_size for i in self.inputs],
-            steps_per_read=self._steps_per_read,
-            names=self.names,
-            first_step=first_step,
-        )
+        parts = []
+        for part in self.parts:
+            if part.end_step is not None and part.end_step <= first_step:
+                continue
+            local = part.schedule.local_rows(0)
+            parts.append(
+                PlanBatches(
+                    plan_folder=part.plan_folder,
+                    sources=[i.source for i in self.inputs],
+                    prefixes=[i.tokens.prefix for i in self.inputs],
+                    suffixes=[i.tokens.end_ids for i in self.inputs],
+                    slots=part.slots,
+                    schedule=part.schedule,
+                    host_index=self.host_index,
+                    host_count=self.host_count,
+                    row_length=part.row_length,
+                    shift_target=self.settings.shift_target,
+                    first_input_id=self.first_input_id,
+                    compact=self.compact,
+                    vocab_sizes=[i.tokens.vocab_size for i in self.inputs],
+                    steps_per_read=steps_per_read(local, part.row_length),
+                    names=self.names,
+                    first_step=max(0, first_step - part.first_step),
+                )
+            )
+        fan_out = max(p.steps_per_read for p in parts)
         chunks = in_worker_processes(
-            batches.to_iter_dataset(self._read_options),
+            (parts[0] if len(parts) == 1 else ChainedBatches(parts)).to_iter_dataset(
+                self._read_options
+            ),
             self.settings.worker_count,
             self.settings.worker_buffer_size,
         )
-        return one_batch_at_a_time(chunks, self._steps_per_read)
+        return one_batch_at_a_time(chunks, fan_out)
 
     def documents_at(self, step: int) -> list[dict[str, Any]]:
         """Every piece of the global batch at `step`, row by row: its source, record key and
@@ -160,9 +262,11 @@ class PlanReader(ReaderBase):
         the stored plan, no other step is computed."""
         if step < 0:
             raise ConfigError(f"documents_at: step {step} is negative.")
-        first = self.schedule.rows_before(step)
-        rows = self.slots.rows(np.arange(first, first + self.schedule.global_rows(step)))
-        pieces = row_pieces(load_plan(self.plan_folder), rows)
+        part = self.part_of(step)
+        local = step - part.first_step
+        first = part.schedule.rows_before(local)
+        rows = part.slots.rows(np.arange(first, first + part.schedule.global_rows(local)))
+        pieces = row_pieces(load_plan(part.plan_folder), rows)
         return [
             {
                 "row": row,
@@ -185,18 +289,59 @@ class PlanReader(ReaderBase):
         ]
 
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint}
+        """The fingerprint of the plan the step reads (a stage's covers the stages before), so
+        a schedule changed after this step's stage still restores."""
+        return {"fingerprint": self.part_of(step).fingerprint}
 
     def load(self, state: dict[str, Any]) -> tuple[int, None]:
         """The saved step; any host count that divides the global batch works."""
-        if state.get("fingerprint") != self.fingerprint:
-            raise ConfigError(
-                f"Cannot restore the data iterator: the state belongs to plan "
-                f"{state.get('fingerprint')!r}, this iterator reads plan {self.fingerprint!r} "
-                "(other data, weights, seed, row length or tokenizer). Restore with the setup "
-                "the state was saved with."
-            )
         step = state.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ConfigError(f"Cannot restore the data iterator: its step {step!r} is not a step.")
+        expected = self.part_of(step).fingerprint
+        if state.get("fingerprint") != expected:
+            raise ConfigError(
+                f"Cannot restore the data iterator: the state belongs to plan "
+                f"{state.get('fingerprint')!r}, this iterator reads plan {expected!r} at step "
+                f"{step} (other data, weights, seed, row length, tokenizer, or a schedule "
+                "changed at or before the step's stage). Restore with the setup the state was "
+                "saved with."
+            )
         return step, None
+
+
+class ChainedBatches(grain.MapDataset):
+    """The elements of several `PlanBatches` one after another: a schedule's stages."""
+
+    def __init__(self, parts: list[PlanBatches]):
+        super().__init__()
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return min(sys.maxsize, sum(len(part) for part in self.parts))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        for part in self.parts:
+            if index < len(part):
+                return part[index]
+            index -= len(part)
+        raise IndexError(index)
+
+    def __str__(self) -> str:
+        return f"ChainedBatches({len(self.parts)} stages)"
+
+
+def _schedule_report(parts: list[PlanPart]) -> dict[str, Any]:
+    """The plans of a schedule: each stage's report, and the totals."""
+    rows = sum(p.report["rows"] for p in parts)
+    tokens = sum(p.report["epoch_tokens"] for p in parts)
+    slots = sum(p.report["rows"] * p.row_length for p in parts)
+    return {
+        "stages": [p.report for p in parts],
+        "rows": rows,
+        "documents": sum(p.report["documents"] for p in parts),
+        "epoch_tokens": tokens,
+        "padding_fraction": round(1 - tokens / slots, 6),
+    }

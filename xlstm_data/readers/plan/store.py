@@ -64,20 +64,26 @@ def plan_for(
     algorithm: str,
     shuffle: bool,
     truncate: Sequence[bool],
+    stage: dict[str, Any] | None = None,
 ) -> tuple[Plan, str, Path]:
     """The plan of these inputs, its fingerprint and its folder: loaded when saved before, else
-    built, saved and reported."""
-    all_settings = settings | {
-        "format": PLAN_FORMAT_VERSION,
-        "weights": list(weights),
-        "row_length": row_length,
-        "seed": seed,
-        "window_rows": window_rows,
-        "plan_tokens": plan_tokens,
-        "packing": algorithm,
-        "shuffle": shuffle,
-        "truncate": list(truncate),
-    }
+    built, saved and reported. `stage` (a schedule's stage: its `start` stream positions,
+    exact `rows`, and the fingerprint of the stage before) makes it the plan of that stage."""
+    all_settings = (
+        settings
+        | ({"stage": stage} if stage is not None else {})
+        | {
+            "format": PLAN_FORMAT_VERSION,
+            "weights": list(weights),
+            "row_length": row_length,
+            "seed": seed,
+            "window_rows": window_rows,
+            "plan_tokens": plan_tokens,
+            "packing": algorithm,
+            "shuffle": shuffle,
+            "truncate": list(truncate),
+        }
+    )
     fingerprint = plan_fingerprint(lengths, all_settings)
     folder = Path(plan_dir) / fingerprint[:24]
     if (folder / _REPORT).is_file():
@@ -93,6 +99,8 @@ def plan_for(
         algorithm=algorithm,
         shuffle=shuffle,
         truncate=truncate,
+        start=None if stage is None else stage["start"],
+        rows=None if stage is None else stage["rows"],
     )
     plan.report["fingerprint"] = fingerprint
     save_plan(plan, folder)
