@@ -75,6 +75,10 @@ class Reader(Protocol):
         """(rows, tokens per row) of the global batch at `step`."""
         ...
 
+    def next_step(self, step: int) -> int:
+        """The first data step from `step` on that is delivered (skip_steps jumps)."""
+        ...
+
     def load(self, state: dict[str, Any]) -> tuple[int, Any | None]:
         """(step, pipeline state) of a saved state, after checking that it belongs to this
         reader; a pipeline state of None means: rebuild the pipeline at that step."""
@@ -147,8 +151,10 @@ class MultiHostDataLoadIterator:
         self.reset_after_epoch = reset_after_epoch
         self.counts: Counter = Counter()
         """What the pipeline has read, packed, padded and dropped on this host so far."""
+        first_step = reader.next_step(first_step)
         self.first_step = first_step
         self.step = first_step
+        """The data step of the next batch (it jumps over skip_steps)."""
         self.lengths = window_lengths(reader)
         self.dataset_size = reader.dataset_size
         """Records per epoch (plan documents; for a mixture, as xlstm-jax counts them)."""
@@ -255,7 +261,7 @@ class MultiHostDataLoadIterator:
             item = self._to_global((np.zeros(shape, np.int32), padding))
         batch, counts = item
         self.counts.update(counts)
-        self.step += 1
+        self.step = self.reader.next_step(self.step + 1)
         self.window_step += 1
         return batch
 
@@ -277,9 +283,9 @@ class MultiHostDataLoadIterator:
     def _restart(self) -> None:
         """From the beginning of the data (step 0)."""
         self.close()
-        self.step = self.first_step = 0
+        self.step = self.first_step = self.reader.next_step(0)
         self._ended = False
-        self._open(0)
+        self._open(self.step)
 
     @property
     def padding_fraction(self) -> float:

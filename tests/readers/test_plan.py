@@ -9,28 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plan_data import EOD, global_rows, stream, write_stream
 from processes import run_processes, start_processes, wait_for_files
 
 from xlstm_data import MemmapDataConfig, make_grain_iterator
 from xlstm_data.readers.plan.build import build_plan
 
 MESH = jax.make_mesh((8,), ("data",))
-EOD = 2
-
-
-def stream(count: int, seed: int, first_token: int, median: int = 30) -> list[np.ndarray]:
-    """Documents of distinct tokens (first_token + i marks document i), each ending in EOD."""
-    rng = np.random.default_rng(seed)
-    lengths = np.clip(rng.lognormal(np.log(median), 1.0, count), 1, 400).astype(int)
-    return [np.r_[first_token + i, rng.integers(10, 900, n - 1), EOD].astype(np.uint16)
-            for i, n in enumerate(lengths)]  # fmt: skip
-
-
-def write_stream(folder, documents) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tokens.npy"
-    np.save(path, np.concatenate(documents))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +163,6 @@ def test_online_only_sources_are_refused(text_data, sp_model):
 
 
 STEPS = (0, 1, 57)
-
-
-def global_rows(seen: list[dict]) -> list[dict[int, list[int]]]:
-    """Per step, the union over processes of row index → row."""
-    steps = len(seen[0]["targets"])
-    return [{int(k): v for s in seen for k, v in s["targets"][step].items()}
-            for step in range(steps)]  # fmt: skip
 
 
 @pytest.mark.multiprocess

@@ -152,6 +152,18 @@ class DataConfig:
     """Training stages from given steps, each with its own mixture weights (in tokens),
     max_target_length and global_batch_size (`xlstm_data.config.schedule`, docs/schedules.md).
     Weights and lengths need plan="global"; batch sizes work on both readers."""
+    skip_steps: list[int] | None = setting(None, scope="loader", in_state=False)
+    """Data steps whose batches are never delivered (after a loss spike, say); the loader's
+    step jumps over them. A state restores if the skips before its step agree."""
+    skip_documents: list[dict[str, Any]] | None = setting(
+        None,
+        scope="loader",
+        readers=("global",),
+        in_state=False,
+        instead="online rows do not keep their records; read with plan='global'",
+    )
+    """Documents left out of every row: `{source: NAME, record: INDEX, from_step: STEP}`
+    (from_step defaults to 0); their place becomes padding, nothing else moves."""
     plan: Literal["online", "global"] = setting("online", scope="loader")
     """"online": pack while reading (any source). "global": batches from a plan built once from
     the document lengths (token caches and memmap files): a pure function of (seed, step), so

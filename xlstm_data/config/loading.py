@@ -53,7 +53,8 @@ def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float]
     """Configs and mixture weights from a YAML file.
 
     A file is either one config (a mapping with `data_config_type`) or a mixture:
-    `defaults:` (keys shared by all) and `datasets:` (a list of configs, each with a `weight`).
+    `defaults:` (keys shared by all) and `datasets:` (a list of configs, each with a `weight`),
+    and optionally a top-level `schedule:` (the mixture's stages, shared by all).
     """
     path = Path(path)
     try:
@@ -64,15 +65,17 @@ def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float]
         raise ConfigError(f"{path}: expected a mapping at the top level.")
     if "datasets" not in document:
         return [config_from_dict(document, where=str(path))], None
-    unknown = sorted(set(document) - {"defaults", "datasets"})
+    unknown = sorted(set(document) - {"defaults", "datasets", "schedule"})
     if unknown:
         raise ConfigError(
             f"{path}: unknown top-level key(s) {unknown}; a mixture file has "
-            "'defaults' and 'datasets'."
+            "'defaults', 'datasets' and optionally 'schedule'."
         )
     defaults = document.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: 'defaults' must be a mapping of config fields.")
+    if "schedule" in document:
+        defaults = defaults | {"schedule": document["schedule"]}
     if not isinstance(document["datasets"], list) or not document["datasets"]:
         raise ConfigError(f"{path}: 'datasets' must be a non-empty list of configs.")
     configs, weights = [], []

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from xlstm_data.config.schedule import ResolvedStage
 from xlstm_data.config.settings import LoaderSettings
 from xlstm_data.readers.inputs import Input
+from xlstm_data.readers.skips import Skips
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.stages.shift import stacked_field_count
 
@@ -33,6 +34,7 @@ class ReaderBase:
         self.schedule = schedule
         self.host_index, self.host_count = host_index, host_count
         self.stages = stages
+        self.skips = Skips.from_settings(settings, self.names)
         first_inputs = {i.tokens.first_input_id for i in self.inputs}
         self.first_input_id = min(first_inputs)
         """The token that opens every shifted input row (when all sources share it)."""
@@ -44,6 +46,10 @@ class ReaderBase:
     def max_target_length(self) -> int:
         """The row length of the config (a schedule's stages may change it: `batch_shape`)."""
         return self.settings.max_target_length
+
+    def next_step(self, step: int) -> int:
+        """The first data step from `step` on that is delivered (not in skip_steps)."""
+        return self.skips.next_step(step)
 
     def batch_shape(self, step: int) -> tuple[int, int]:
         """(rows, tokens per row) of the global batch at `step`."""

@@ -248,7 +248,11 @@ class OnlineReader(ReaderBase):
             self.settings.worker_buffer_size,
         )
         batches = BatchIterDataset(
-            groups, self.schedule, pad_remainder=not self.drop_remainder, first_step=first_step
+            groups,
+            self.schedule,
+            pad_remainder=not self.drop_remainder,
+            first_step=first_step,
+            skip_steps=self.skips.steps,
         )
         LOGGER.info(
             "Input pipeline on host %d of %d:\n%s", self.host_index, self.host_count, batches
@@ -262,7 +266,7 @@ class OnlineReader(ReaderBase):
         )
 
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
-        state = {"setup": self.setup, "pipeline": pipeline_state}
+        state = {"setup": self.setup, "pipeline": pipeline_state, "skips": self.skips.before(step)}
         return state | {"checksum": state_checksum(step, state)}
 
     def load(self, state: dict[str, Any]) -> tuple[int, Any]:
@@ -272,7 +276,7 @@ class OnlineReader(ReaderBase):
                 f"Cannot restore the data iterator: the state lacks {missing}; it is not a "
                 "state of an online reader (plan='online')."
             )
-        saved = {key: state[key] for key in ("setup", "pipeline")}
+        saved = {key: state[key] for key in ("setup", "pipeline", "skips") if key in state}
         if state["checksum"] != state_checksum(state["step"], saved):
             raise ConfigError(
                 "Cannot restore the data iterator: the state was changed after it was saved "
@@ -286,6 +290,7 @@ class OnlineReader(ReaderBase):
                 + "). Restore with the setup it was saved with; resuming on another number of "
                 "hosts needs plan='global'."
             )
+        self.skips.check_restore(state, state["step"])
         return state["step"], state["pipeline"]
 
 

@@ -65,11 +65,15 @@ class BatchIterDataset(grain.IterDataset):
         *,
         pad_remainder: bool,
         first_step: int = 0,
+        skip_steps: Sequence[int] = (),
     ):
+        """`skip_steps`: data steps whose batches are made and dropped (same rows on every
+        run, so the steps after them are what they would have been)."""
         super().__init__(parent)
         self.schedule = schedule
         self.pad_remainder = pad_remainder
         self.first_step = first_step
+        self.skip_steps = frozenset(skip_steps)
 
     def __iter__(self) -> _BatchIterator:
         return _BatchIterator(self._parent.__iter__(), self)
@@ -86,6 +90,18 @@ class _BatchIterator(grain.DatasetIterator):
         self._step = spec.first_step
 
     def __next__(self) -> tuple[np.ndarray, Counter]:
+        skipped = 0
+        while True:
+            batch = self._next_batch()
+            if self._step - 1 not in self._spec.skip_steps:
+                break
+            skipped += 1
+            LOGGER.warning("Skipped the batch of step %d (skip_steps).", self._step - 1)
+        if skipped:
+            batch[1]["skipped_steps"] += skipped
+        return batch
+
+    def _next_batch(self) -> tuple[np.ndarray, Counter]:
         spec = self._spec
         rows = spec.schedule.local_rows(self._step)
         groups, got = [], 0
@@ -100,7 +116,7 @@ class _BatchIterator(grain.DatasetIterator):
             raise StopIteration
         self._step += 1
         if len(groups) == 1 and got == rows:
-            return groups[0]
+            return groups[0][0], Counter(groups[0][1])
         counts: Counter = Counter()
         for _, group_counts in groups:
             counts.update(group_counts)

@@ -25,6 +25,7 @@ from xlstm_data.packing import Placement
 from xlstm_data.permutation import RandomPermutation
 from xlstm_data.readers.plan.build import Plan
 from xlstm_data.readers.plan.store import load_plan
+from xlstm_data.readers.skips import Skips
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.protocol import DocumentSource
 from xlstm_data.stages.epochs import epoch_length
@@ -133,6 +134,29 @@ class RowPieces:
     offset: np.ndarray
 
 
+def without_skipped(
+    pieces: RowPieces, row_step: np.ndarray, skips: Skips
+) -> tuple[RowPieces, tuple[np.ndarray, np.ndarray] | None]:
+    """The pieces without those of skipped documents (the rest of a row moves up, the row
+    ends in more padding), and per row the (pieces, tokens) left out; `row_step` is each
+    row's data step."""
+    if not skips.documents or not len(pieces.row):
+        return pieces, None
+    drop = skips.dropped_pieces(pieces.source, pieces.document, row_step[pieces.row])
+    rows = len(row_step)
+    left_out = (
+        np.bincount(pieces.row[drop], minlength=rows),
+        np.bincount(pieces.row[drop], weights=pieces.length[drop], minlength=rows),
+    )
+    keep = ~drop
+    row, length = pieces.row[keep], pieces.length[keep]
+    row_tokens = np.bincount(row, weights=length, minlength=rows).astype(np.int64)
+    offset = (np.cumsum(length) - length) - (np.cumsum(row_tokens) - row_tokens)[row]
+    kept = RowPieces(row, pieces.source[keep], pieces.document[keep], pieces.start[keep],
+                     length, offset)  # fmt: skip
+    return kept, left_out
+
+
 def row_pieces(plan: Plan, rows: np.ndarray) -> RowPieces:
     """The pieces of plan rows `rows` (-1: an empty row, no pieces), in O(pieces)."""
     real = rows >= 0
@@ -182,7 +206,11 @@ class PlanBatches(grain.MapDataset):
         steps_per_read: int,
         names: list[str],
         first_step: int = 0,
+        skips: Skips | None = None,
+        step_offset: int = 0,
     ):
+        """Steps are the plan's own (from 0); `step_offset` is the data step of its step 0
+        (a schedule's stage), which `skips` are counted in."""
         super().__init__()
         self.plan_folder = plan_folder
         self.sources = sources
@@ -198,6 +226,8 @@ class PlanBatches(grain.MapDataset):
         self.steps_per_read = steps_per_read
         self.names = names
         self.first_step = first_step
+        self.skips = skips or Skips()
+        self.step_offset = step_offset
         self._plan: Plan | None = None
 
     def __getstate__(self) -> dict:
@@ -210,10 +240,12 @@ class PlanBatches(grain.MapDataset):
         return self._plan
 
     def steps(self) -> int | None:
-        """Steps from `first_step` to the end (None: endless)."""
+        """Delivered steps from `first_step` to the end (None: endless)."""
         if self.slots.total is None:
             return None
-        return max(0, self.schedule.steps_covering(self.slots.total) - self.first_step)
+        end = self.schedule.steps_covering(self.slots.total)
+        offset = self.step_offset
+        return self.skips.kept_between(offset + self.first_step, offset + end)
 
     def __len__(self) -> int:
         steps = self.steps()
@@ -222,14 +254,19 @@ class PlanBatches(grain.MapDataset):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return self.slice(index)
-        first = self.first_step + int(index) * self.steps_per_read
+        first = int(index) * self.steps_per_read
         steps = self.steps()
-        last = first + self.steps_per_read
-        if steps is not None:
-            last = min(last, self.first_step + steps)
-        host_rows = [self.host_rows(step) for step in range(first, last)]
+        last = (
+            first + self.steps_per_read
+            if steps is None
+            else min(first + self.steps_per_read, steps)
+        )
+        begin = self.step_offset + self.first_step
+        chosen = [self.skips.nth_step(begin, n) - self.step_offset for n in range(first, last)]
+        host_rows = [self.host_rows(step) for step in chosen]
         rows = np.concatenate(host_rows)
-        pieces = row_pieces(self.plan, rows)
+        row_step = np.repeat(np.asarray(chosen) + self.step_offset, [len(r) for r in host_rows])
+        pieces, skipped = without_skipped(row_pieces(self.plan, rows), row_step, self.skips)
         fields = self._materialize(pieces, len(rows))
         # Tokens and pieces per (row, source), for the per-source counts of each batch.
         sources = len(self.sources)
@@ -254,6 +291,9 @@ class PlanBatches(grain.MapDataset):
             ):
                 counts[source_key("tokens", name)] += n
                 counts[source_key("documents", name)] += d
+            if skipped is not None:
+                counts["skipped_pieces"] += int(skipped[0][begin:end].sum())
+                counts["skipped_tokens"] += int(skipped[1][begin:end].sum())
             batches.append((fields[begin:end], counts))
             begin = end
         return batches

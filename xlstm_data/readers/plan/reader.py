@@ -26,6 +26,7 @@ from xlstm_data.readers.plan.batches import (
     one_batch_at_a_time,
     row_pieces,
     steps_per_read,
+    without_skipped,
 )
 from xlstm_data.readers.plan.store import load_plan, plan_for
 from xlstm_data.schedule import BatchSchedule
@@ -243,6 +244,8 @@ class PlanReader(ReaderBase):
                     steps_per_read=steps_per_read(local, part.row_length),
                     names=self.names,
                     first_step=max(0, first_step - part.first_step),
+                    skips=self.skips,
+                    step_offset=part.first_step,
                 )
             )
         fan_out = max(p.steps_per_read for p in parts)
@@ -266,7 +269,9 @@ class PlanReader(ReaderBase):
         local = step - part.first_step
         first = part.schedule.rows_before(local)
         rows = part.slots.rows(np.arange(first, first + part.schedule.global_rows(local)))
-        pieces = row_pieces(load_plan(part.plan_folder), rows)
+        pieces, _ = without_skipped(
+            row_pieces(load_plan(part.plan_folder), rows), np.full(len(rows), step), self.skips
+        )
         return [
             {
                 "row": row,
@@ -291,7 +296,7 @@ class PlanReader(ReaderBase):
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
         """The fingerprint of the plan the step reads (a stage's covers the stages before), so
         a schedule changed after this step's stage still restores."""
-        return {"fingerprint": self.part_of(step).fingerprint}
+        return {"fingerprint": self.part_of(step).fingerprint, "skips": self.skips.before(step)}
 
     def load(self, state: dict[str, Any]) -> tuple[int, None]:
         """The saved step; any host count that divides the global batch works."""
@@ -307,6 +312,7 @@ class PlanReader(ReaderBase):
                 "changed at or before the step's stage). Restore with the setup the state was "
                 "saved with."
             )
+        self.skips.check_restore(state, step)
         return step, None
 
 
