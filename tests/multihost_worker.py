@@ -35,7 +35,14 @@ def local_rows(array: jax.Array) -> dict[int, list[int]]:
 
 
 def record(iterator, max_steps: int) -> dict:
-    seen = {"length": None, "shapes": [], "targets": [], "segmentation": [], "sources": []}
+    seen = {
+        "length": None,
+        "shapes": [],
+        "targets": [],
+        "segmentation": [],
+        "sources": [],
+        "metrics": [],
+    }
     seen["length"] = len(iterator)
     for _ in range(max_steps):  # the stream itself, not one epoch window (a `for` loop)
         before = per_source(iterator.counts)
@@ -45,6 +52,7 @@ def record(iterator, max_steps: int) -> dict:
             break
         after = per_source(iterator.counts)
         seen["sources"].append({k: v - before.get(k, 0) for k, v in after.items()})
+        seen["metrics"].append(iterator.metrics())
         seen["shapes"].append(list(batch.targets.shape))
         seen["targets"].append(local_rows(batch.targets))
         seen["segmentation"].append(local_rows(batch.targets_segmentation))

@@ -79,6 +79,10 @@ class Reader(Protocol):
         """The first data step from `step` on that is delivered (skip_steps jumps)."""
         ...
 
+    def step_metrics(self, step: int) -> dict[str, Any] | None:
+        """Global figures of the batch at `step`, where the reader knows them."""
+        ...
+
     def load(self, state: dict[str, Any]) -> tuple[int, Any | None]:
         """(step, pipeline state) of a saved state, after checking that it belongs to this
         reader; a pipeline state of None means: rebuild the pipeline at that step."""
@@ -155,6 +159,7 @@ class MultiHostDataLoadIterator:
         self.first_step = first_step
         self.step = first_step
         """The data step of the next batch (it jumps over skip_steps)."""
+        self._last: tuple[int, Counter] | None = None  # the last batch's step and counts
         self.lengths = window_lengths(reader)
         self.dataset_size = reader.dataset_size
         """Records per epoch (plan documents; for a mixture, as xlstm-jax counts them)."""
@@ -190,6 +195,20 @@ class MultiHostDataLoadIterator:
         """What the reader planned (a global plan: documents, tokens, rows, padding, split
         documents, realised token share per source against its weight, epochs per source)."""
         return self.reader.report
+
+    def metrics(self) -> dict[str, Any]:
+        """Figures of the last batch, to log per step: tokens, padding and `tokens:NAME` /
+        `documents:NAME` per source; with a global plan also the stage and its epoch, for the
+        whole global batch (the same on any host count); online, this host's rows."""
+        if self._last is None:
+            return {}
+        step, counts = self._last
+        known = self.reader.step_metrics(step)
+        if known is not None:
+            return {"step": step, "scope": "global"} | known
+        slots = counts["tokens"] + counts["padding_tokens"]
+        padding = counts["padding_tokens"] / slots if slots else math.nan
+        return {"step": step, "scope": "host", "padding_fraction": padding} | dict(counts)
 
     def batch_shape(self, step: int | None = None) -> tuple[int, int]:
         """(rows, tokens per row) of the global batch at `step` (default: the next one), so a
@@ -261,6 +280,7 @@ class MultiHostDataLoadIterator:
             item = self._to_global((np.zeros(shape, np.int32), padding))
         batch, counts = item
         self.counts.update(counts)
+        self._last = (self.step, counts)
         self.step = self.reader.next_step(self.step + 1)
         self.window_step += 1
         return batch

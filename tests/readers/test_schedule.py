@@ -214,10 +214,17 @@ def test_every_stage_mixes_by_tokens_and_reads_on(weights, stage_rows, seed):
 @pytest.mark.multiprocess
 def test_same_schedule_batches_on_1_2_and_4_hosts_and_resume_in_stage_2(streams, tmp_path):
     path = write_config(tmp_path / "a", streams)
-    runs = {count: global_rows(run_processes(tmp_path / f"hosts{count}", count, path,
-                                             "--max-steps", "18"))
+    seen = {count: run_processes(tmp_path / f"hosts{count}", count, path, "--max-steps", "18")
             for count in (1, 2, 4)}  # fmt: skip
+    runs = {count: global_rows(s) for count, s in seen.items()}
     assert len(runs[1]) == 18
+    # Per-source figures of every step: global, the same on every host of every host count.
+    metrics = [s["metrics"] for processes in seen.values() for s in processes]
+    assert all(m == metrics[0] for m in metrics)
+    assert [m["stage"] for m in metrics[0]] == ["stage 0"] * 6 + ["stage 1"] * 8 + ["anneal"] * 4
+    anneal = [m for m in metrics[0] if m["stage"] == "anneal"]
+    books = sum(m["tokens:books"] for m in anneal) / sum(m["tokens"] for m in anneal)
+    assert books == pytest.approx(0.8, abs=0.1)
     for step in range(18):
         assert runs[1][step] == runs[2][step] == runs[4][step]
         assert sorted(runs[1][step]) == list(range(len(runs[1][step])))

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
+from plan_data import EOD, stream, write_stream
 from processes import run_processes
 
 from xlstm_data.tools.cli import main
@@ -158,3 +159,28 @@ def test_html_report_renders_in_a_headless_browser(tmp_path, mixture_yaml):
                   "tokens/s over time"):  # fmt: skip
         assert f"<figcaption>{title}</figcaption>" in dom
     assert "ready to launch" in dom and "cache" in dom
+
+
+def test_doctor_and_documents_on_a_schedule(tmp_path, capsys):
+    web = write_stream(tmp_path / "web", stream(600, seed=1, first_token=1000))
+    books = write_stream(tmp_path / "books", stream(300, seed=2, first_token=3000))
+    config = write_yaml(
+        tmp_path / "schedule.yaml",
+        {"defaults": {"data_config_type": "memmap", "records": "documents", "eod_token_id": EOD,
+                      "global_batch_size": 8, "max_target_length": 64, "shift_target": "inputs",
+                      "plan": "global", "plan_dir": str(tmp_path / "plans"), "worker_count": 0},
+         "datasets": [{"name": "web", "data_files": web, "weight": 0.7},
+                      {"name": "books", "data_files": books, "weight": 0.3}],
+         "schedule": [{"start_step": 0},
+                      {"start_step": 30, "weights": {"web": 0.1, "books": 0.9}}]},
+    )  # fmt: skip
+    report = diagnose(config, hosts=2, steps=60, progress=False)
+    assert report["ok"], report["checks"]
+    shares = {(r["stage"], r["source"]): (r["target"], r["realised"]) for r in report["mixture"]}
+    assert shares[("stage 1", "books")][0] == pytest.approx(0.9)
+    for target, realised in shares.values():
+        assert realised == pytest.approx(target, abs=0.05)
+    main(["documents", str(config), "--step", "40"])
+    pieces = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {p["row"] for p in pieces} == set(range(8))
+    assert {p["source"] for p in pieces} <= {"web", "books"}

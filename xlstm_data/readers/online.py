@@ -259,6 +259,10 @@ class OnlineReader(ReaderBase):
         )
         return batches
 
+    def step_metrics(self, step: int) -> None:
+        """None: an online batch's figures are only known to the host that made it."""
+        return None
+
     def documents_at(self, step: int) -> list[dict[str, Any]]:
         raise ConfigError(
             "documents_at needs a global plan (plan='global'): an online batch depends on "

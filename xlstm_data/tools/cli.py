@@ -70,6 +70,13 @@ def _inspect(args: argparse.Namespace) -> None:
         print_step(result)
 
 
+def _documents(args: argparse.Namespace) -> None:
+    from xlstm_data.tools.inspection import documents_at
+
+    for piece in documents_at(args.config, args.step):
+        print(json.dumps(piece))
+
+
 def _doctor(args: argparse.Namespace) -> None:
     from xlstm_data.tools.doctor import diagnose
     from xlstm_data.tools.report import print_report, write_html
@@ -173,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hosts(inspect)
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(run=_inspect)
+
+    documents = commands.add_parser(
+        "documents", help="the pieces behind every row of a step (a global plan), as JSON lines"
+    )
+    documents.add_argument("config", type=Path, help="config YAML with plan: global")
+    documents.add_argument("--step", type=int, required=True, help="the data step")
+    documents.set_defaults(run=_documents)
 
     doctor = commands.add_parser("doctor", help="dry-run a config for K hosts, in one process")
     doctor.add_argument("config", type=Path, help="config YAML (one dataset or a mixture)")

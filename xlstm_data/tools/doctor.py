@@ -240,10 +240,7 @@ def _figures(
         "invalid_records": counts["invalid_records"],
         "empty_documents": counts["empty_documents"],
     }
-    sources: Counter = Counter()
-    for run in runs:
-        sources.update(run.source_tokens())
-    _mixture(doctor, inputs, weights, sources)
+    _mixture(doctor, reader, inputs, weights, runs)
     doctor.figures["hosts_detail"] = [
         {
             "host": run.host,
@@ -271,15 +268,28 @@ def _figures(
     ]  # host 0: when each batch was ready, its tokens
 
 
-def _mixture(doctor: Doctor, inputs: list[Input], weights: list[float], realised: Counter) -> None:
-    total = sum(realised.values())
-    target = np.asarray(weights) / sum(weights)
+def _mixture(
+    doctor: Doctor, reader: Any, inputs: list[Input], weights: list[float], runs: list[HostRun]
+) -> None:
+    """Realised token share per source against its weight, per stage of a schedule."""
+    stages = reader.stages or [None]
     rows = []
-    for input, share in zip(inputs, target.tolist(), strict=True):
-        got = realised.get(input.name, 0) / total if total else math.nan
-        rows.append({"source": input.name, "target": round(share, 6), "realised": round(got, 6)})
+    for stage in stages:
+        begin, end = (0, None) if stage is None else (stage.start_step, stage.end_step)
+        realised: Counter = Counter()
+        for run in runs:
+            for step in run.steps[begin:end]:
+                realised.update(step.source_tokens)
+        total = sum(realised.values())
+        if not total:
+            continue  # a stage after the simulated steps
+        target = np.asarray(weights if stage is None else stage.weights)
+        for input, share in zip(inputs, (target / target.sum()).tolist(), strict=True):
+            got = realised.get(input.name, 0) / total
+            row = {"source": input.name, "target": round(share, 6), "realised": round(got, 6)}
+            rows.append(row if stage is None else {"stage": stage.name} | row)
     doctor.figures["mixture"] = rows
-    if len(inputs) > 1:
+    if len(inputs) > 1 and rows:
         worst = max(abs(r["realised"] - r["target"]) for r in rows)
         doctor.check(
             "mixture",

@@ -97,6 +97,15 @@ def inspect_step(
     }
 
 
+def documents_at(path: str | os.PathLike, step: int) -> list[dict[str, Any]]:
+    """The pieces of every row of the global batch at `step` of the config at `path` (a
+    global plan: `iterator.documents_at`), without building any batch."""
+    configs, weights = load_configs(path)
+    weights = check_weights(weights, len(configs))
+    reader = next(host_readers(configs, weights, open_inputs(configs), hosts=1, devices_per_host=1))
+    return reader.documents_at(step)
+
+
 def _pieces_by_row(reader: Any, step: int, first_row: int, rows: int) -> dict[int, list]:
     """The plan's pieces of this host's rows, by local row."""
     by_row: dict[int, list] = {}

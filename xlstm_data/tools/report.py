@@ -35,10 +35,11 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         figures.add_row(name, value)
     console.print(figures)
     mixture = Table(title="mixture (share of tokens)")
-    for column in ("source", "target", "realised"):
+    for column in ("stage", "source", "target", "realised"):
         mixture.add_column(column)
     for row in report["mixture"]:
-        mixture.add_row(row["source"], f"{row['target']:.2%}", f"{row['realised']:.2%}")
+        mixture.add_row(row.get("stage", "all"), row["source"], f"{row['target']:.2%}",
+                        f"{row['realised']:.2%}")  # fmt: skip
     console.print(mixture)
 
 
@@ -93,8 +94,8 @@ def write_html(report: dict[str, Any], path: str | os.PathLike) -> Path:
         for name, value in (summary_rows(report) if "batches" in report else [])
     )
     mixture = "".join(
-        f"<tr><td>{html.escape(r['source'])}</td><td>{r['target']:.2%}</td>"
-        f"<td>{r['realised']:.2%}</td></tr>"
+        f"<tr><td>{html.escape(r.get('stage', 'all'))}</td><td>{html.escape(r['source'])}</td>"
+        f"<td>{r['target']:.2%}</td><td>{r['realised']:.2%}</td></tr>"
         for r in report.get("mixture", [])
     )
     images = "".join(
@@ -120,7 +121,7 @@ def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     steps = report["per_step"]
-    sources = [row["source"] for row in report["mixture"]]
+    sources = list(dict.fromkeys(row["source"] for row in report["mixture"]))
     plots = []
 
     def add(title: str, draw) -> None:
@@ -159,7 +160,8 @@ def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
                 running.append(100 * done / total_running if total_running else 0)
             axes.plot([s["step"] for s in steps], running, label=name)
         for row in report["mixture"]:
-            axes.axhline(100 * row["target"], linestyle=":", color="grey")
+            if "stage" not in row:  # one target for the whole run
+                axes.axhline(100 * row["target"], linestyle=":", color="grey")
         axes.set_xlabel("step")
         axes.set_ylabel("share of tokens so far (%)")
         axes.legend(fontsize="small")
@@ -198,7 +200,8 @@ figure {{ display: inline-block; margin: 0.5em; }}
 <p><strong>{verdict}</strong></p>
 <h2>Checks</h2><table><tr><th>check</th><th>status</th><th>detail</th></tr>{checks}</table>
 <h2>Figures</h2><table>{figures}</table>
-<h2>Mixture</h2><table><tr><th>source</th><th>target</th><th>realised</th></tr>{mixture}</table>
+<h2>Mixture</h2><table><tr><th>stage</th><th>source</th><th>target</th><th>realised</th></tr>
+{mixture}</table>
 <h2>Plots</h2>{images}
 <script>
 // For headless checks: how many plots the browser decoded.

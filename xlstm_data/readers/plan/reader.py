@@ -23,13 +23,16 @@ from xlstm_data.readers.inputs import Input
 from xlstm_data.readers.plan.batches import (
     EpochSlots,
     PlanBatches,
+    RowPieces,
     one_batch_at_a_time,
     row_pieces,
     steps_per_read,
     without_skipped,
 )
+from xlstm_data.readers.plan.build import Plan
 from xlstm_data.readers.plan.store import load_plan, plan_for
 from xlstm_data.schedule import BatchSchedule
+from xlstm_data.telemetry import source_key
 from xlstm_data.workers import in_worker_processes, read_options
 
 
@@ -152,6 +155,7 @@ class PlanReader(ReaderBase):
             else None
         )
         self._read_options = read_options(first.config.read_threads, tokenize=False)
+        self._plans: dict[Path, Plan] = {}  # memory-mapped, for provenance and metrics
 
     def _single_part(self, lengths: list[np.ndarray]) -> PlanPart:
         settings, config = self.settings, self.inputs[0].config
@@ -265,13 +269,7 @@ class PlanReader(ReaderBase):
         the stored plan, no other step is computed."""
         if step < 0:
             raise ConfigError(f"documents_at: step {step} is negative.")
-        part = self.part_of(step)
-        local = step - part.first_step
-        first = part.schedule.rows_before(local)
-        rows = part.slots.rows(np.arange(first, first + part.schedule.global_rows(local)))
-        pieces, _ = without_skipped(
-            row_pieces(load_plan(part.plan_folder), rows), np.full(len(rows), step), self.skips
-        )
+        _, _, pieces = self._global_pieces(step)
         return [
             {
                 "row": row,
@@ -292,6 +290,37 @@ class PlanReader(ReaderBase):
                 strict=True,
             )
         ]
+
+    def step_metrics(self, step: int) -> dict[str, Any]:
+        """The global batch at `step`, per source (tokens, document pieces), its padding, the
+        stage and the stage's epoch: the same on any number of hosts, from the plan alone."""
+        part, rows, pieces = self._global_pieces(step)
+        sources = len(self.inputs)
+        tokens = np.bincount(pieces.source, pieces.length, sources).astype(np.int64).tolist()
+        documents = np.bincount(pieces.source[pieces.length > 0], minlength=sources).tolist()
+        first = part.schedule.rows_before(step - part.first_step)
+        metrics: dict[str, Any] = {
+            "stage": part.name,
+            "epoch": first // part.slots.slots_per_epoch,
+            "tokens": sum(tokens),
+            "padding_fraction": 1 - sum(tokens) / (len(rows) * part.row_length),
+        }
+        for name, n, d in zip(self.names, tokens, documents, strict=True):
+            metrics[source_key("tokens", name)] = n
+            metrics[source_key("documents", name)] = d
+        return metrics
+
+    def _global_pieces(self, step: int) -> tuple[PlanPart, np.ndarray, RowPieces]:
+        """(part, plan rows, pieces without skipped documents) of the global batch at `step`."""
+        part = self.part_of(step)
+        local = step - part.first_step
+        first = part.schedule.rows_before(local)
+        rows = part.slots.rows(np.arange(first, first + part.schedule.global_rows(local)))
+        if part.plan_folder not in self._plans:
+            self._plans[part.plan_folder] = load_plan(part.plan_folder)
+        pieces = row_pieces(self._plans[part.plan_folder], rows)
+        pieces, _ = without_skipped(pieces, np.full(len(rows), step), self.skips)
+        return part, rows, pieces
 
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
         """The fingerprint of the plan the step reads (a stage's covers the stages before), so
