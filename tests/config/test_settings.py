@@ -62,6 +62,8 @@ CASES = {
     "num_epochs": (1, {}),
     "batch_rampup_factors": ({2: 2.0}, {}),
     "schedule": ([{"start_step": 0}, {"start_step": 2, "global_batch_size": 16}], {}),
+    "skip_steps": ([3], {}),
+    "skip_documents": ([{"source": "b", "record": 0}], {}),
     "plan": (None, {}),  # set per reader below: the other one
     "plan_dir": (None, {}),  # a folder, set per test
     "plan_tokens": (3000, {}),
@@ -73,7 +75,7 @@ CASES = {
 
 # What the readers must do with a field; the rest must take effect on both.
 REFUSED = {
-    "online": {"plan_dir", "plan_tokens", "plan_window_rows"},
+    "online": {"plan_dir", "plan_tokens", "plan_window_rows", "skip_documents"},
     "global": {"grain_packing_bin_count", "read_block_size", "invalid_records"},
 }
 # A token cache has no use for these (refused when the config is built).

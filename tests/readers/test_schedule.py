@@ -176,8 +176,31 @@ def test_online_follows_stage_batch_sizes_and_refuses_the_rest(streams, tmp_path
     assert sorted(skipped) == [0, 2, 3, 5]
     assert all((skipped[s] == plain[s]).all() for s in skipped)
     refused = write_config(tmp_path / "b", streams, **online)
-    with pytest.raises(ConfigError, match="needs plan='global'"):
+    with pytest.raises(ConfigError, match="changes max_target_length, which needs plan='global'"):
         iterator_of(refused)
+
+
+def test_online_weights_change_at_steps_and_resume_exactly(streams, tmp_path):
+    stages = [{"start_step": 0}, {"start_step": 10, "weights": {"web": 0.1, "books": 0.9}}]
+    path = write_config(tmp_path / "a", streams, schedule=stages, plan="online", plan_dir=None)
+    with iterator_of(path) as iterator:
+        tokens = []
+        for _ in range(30):
+            next(iterator)
+            metrics = iterator.metrics()
+            tokens.append((metrics.get("tokens:web", 0), metrics.get("tokens:books", 0)))
+    for steps, books in ((range(0, 10), 0.3), (range(10, 30), 0.9)):
+        web_tokens, books_tokens = (sum(tokens[s][i] for s in steps) for i in (0, 1))
+        assert books_tokens / (web_tokens + books_tokens) == pytest.approx(books, abs=0.08)
+    with iterator_of(path) as iterator:
+        take(iterator, 15)
+        state = iterator.get_state()
+        expected = take(iterator, 5)
+    with iterator_of(path) as iterator:
+        iterator.set_state(state)
+        resumed = take(iterator, 5)
+    assert sorted(resumed) == list(range(15, 20))
+    assert all((resumed[s] == expected[s]).all() for s in expected)
 
 
 @settings(max_examples=10, deadline=None)

@@ -151,7 +151,7 @@ class DataConfig:
     schedule: list[dict[str, Any]] | None = setting(None, scope="loader")
     """Training stages from given steps, each with its own mixture weights (in tokens),
     max_target_length and global_batch_size (`xlstm_data.config.schedule`, docs/schedules.md).
-    Weights and lengths need plan="global"; batch sizes work on both readers."""
+    A changing row length needs plan="global"; weights and batch sizes work on both readers."""
     skip_steps: list[int] | None = setting(None, scope="loader", in_state=False)
     """Data steps whose batches are never delivered (after a loss spike, say); the loader's
     step jumps over them. A state restores if the skips before its step agree."""

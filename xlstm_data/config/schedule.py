@@ -163,29 +163,13 @@ def _normalised(weights: Sequence[Any], where: str) -> list[float]:
     return [float(w) / total for w in weights]
 
 
-def refuse_online_stages(stages: Sequence[ResolvedStage] | None, weights: Sequence[float]) -> None:
-    """The online reader follows a schedule's batch sizes; weights and row lengths that change
-    need the plan, which fixes every row of a stage before it is read."""
-    if not stages:
-        return
-    mixture = tuple(_normalised(weights, "the mixture"))
-    for stage in stages:
-        changed = [
-            what
-            for what, differs in (
-                (
-                    "weights",
-                    not all(
-                        math.isclose(a, b) for a, b in zip(stage.weights, mixture, strict=True)
-                    ),
-                ),
-                ("max_target_length", stage.max_target_length != stages[0].max_target_length),
-            )
-            if differs
-        ]
-        if changed:
+def refuse_online_stages(stages: Sequence[ResolvedStage] | None) -> None:
+    """The online reader follows a schedule's batch sizes and weights (by rows); a row length
+    that changes needs the plan, which fixes every row of a stage before it is read."""
+    for stage in stages or []:
+        if stage.max_target_length != stages[0].max_target_length:
             raise ConfigError(
                 f"Invalid data config: schedule {stage.name} (start_step {stage.start_step}) "
-                f"changes {' and '.join(changed)}, which needs plan='global' (a plan of each "
-                "stage); the online reader follows a schedule's global_batch_size only."
+                "changes max_target_length, which needs plan='global' (a plan of each stage); "
+                "the online reader follows a schedule's weights and global_batch_size only."
             )

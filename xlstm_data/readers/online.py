@@ -27,6 +27,7 @@ from xlstm_data.sources.padded import PaddedDataset
 from xlstm_data.sources.protocol import DocumentSource
 from xlstm_data.stages.batch import BatchIterDataset, row_groups
 from xlstm_data.stages.epochs import EpochBlocks, epoch_length
+from xlstm_data.stages.mix import StagedMixIterDataset
 from xlstm_data.stages.pack import PackIterDataset
 from xlstm_data.stages.parse import ParseText, ParseTokens, ReadRecords
 from xlstm_data.stages.split import SplitDocuments, TruncateDocuments
@@ -182,7 +183,7 @@ class OnlineReader(ReaderBase):
             compact=compact,
             stages=stages,
         )
-        refuse_online_stages(stages, weights)
+        refuse_online_stages(stages)
         # Every record gives exactly one row: all hosts make as many, positions follow steps.
         self.one_row_per_record = all(
             i.config.placement == "none" and i.config.truncate_documents for i in self.inputs
@@ -241,7 +242,13 @@ class OnlineReader(ReaderBase):
             )
             for i in self.inputs
         ]
-        mixed = grain.IterDataset.mix(rows, self.weights) if len(rows) > 1 else rows[0]
+        if len(rows) == 1:
+            mixed = rows[0]
+        elif self.stages and len({s.weights for s in self.stages}) > 1:
+            stages = [(s.start_step, s.weights) for s in self.stages]
+            mixed = StagedMixIterDataset(rows, stages, self.schedule)
+        else:
+            mixed = grain.IterDataset.mix(rows, self.weights)
         groups = in_worker_processes(
             row_groups(mixed, self.schedule),
             self.settings.worker_count,
