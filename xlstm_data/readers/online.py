@@ -277,7 +277,9 @@ class OnlineReader(ReaderBase):
         )
 
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
-        state = {"setup": self.setup, "pipeline": pipeline_state, "skips": self.skips.before(step)}
+        state = {"setup": self.setup, "pipeline": pipeline_state}
+        if self.skips:
+            state["skips"] = self.skips.before(step)
         return state | {"checksum": state_checksum(step, state)}
 
     def load(self, state: dict[str, Any]) -> tuple[int, Any]:

@@ -325,7 +325,8 @@ class PlanReader(ReaderBase):
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
         """The fingerprint of the plan the step reads (a stage's covers the stages before), so
         a schedule changed after this step's stage still restores."""
-        return {"fingerprint": self.part_of(step).fingerprint, "skips": self.skips.before(step)}
+        state = {"fingerprint": self.part_of(step).fingerprint}
+        return state | ({"skips": self.skips.before(step)} if self.skips else {})
 
     def load(self, state: dict[str, Any]) -> tuple[int, None]:
         """The saved step; any host count that divides the global batch works."""
