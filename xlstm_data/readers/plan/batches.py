@@ -308,7 +308,7 @@ class PlanBatches(grain.MapDataset):
         """The stacked fields of `num_rows` rows holding `pieces`."""
         tokens = self._piece_tokens(pieces.source, pieces.document, pieces.start, pieces.length)
         # Empty rows get an empty piece, so that every row exists in the placement.
-        empty = np.setdiff1d(np.arange(num_rows), pieces.row, assume_unique=False)
+        empty = np.flatnonzero(np.bincount(pieces.row, minlength=num_rows) == 0)
         placement = Placement(
             np.concatenate([pieces.row, empty]),
             np.concatenate([pieces.offset, np.zeros(len(empty), np.int64)]),
