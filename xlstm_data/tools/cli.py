@@ -70,6 +70,19 @@ def _inspect(args: argparse.Namespace) -> None:
         print_step(result)
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from xlstm_data.tools.plan import build_plans
+
+    summary = build_plans(args.config)
+    for plan in summary["plans"]:
+        print(
+            f"{plan['stage']}: {plan['rows']:,} rows of {plan['documents']:,} documents, padding "
+            f"{plan['padding_fraction']:.2%}, in {plan['folder']}",
+            file=sys.stderr,
+        )
+    print(json.dumps(summary))
+
+
 def _documents(args: argparse.Namespace) -> None:
     from xlstm_data.tools.inspection import documents_at
 
@@ -180,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hosts(inspect)
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(run=_inspect)
+
+    plan = commands.add_parser("plan", help="build a config's global plan once, before the job")
+    plan.add_argument("config", type=Path, help="config YAML with plan: global")
+    plan.set_defaults(run=_plan)
 
     documents = commands.add_parser(
         "documents", help="the pieces behind every row of a step (a global plan), as JSON lines"

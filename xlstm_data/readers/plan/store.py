@@ -2,9 +2,10 @@
 
 The fingerprint covers everything a plan depends on (each source's files, record counts,
 tokenizer and a hash of its document lengths; weights; row length; seed; epoch size; window),
-so a plan is rebuilt exactly when one of them changes. A plan is written to a temporary
-folder and renamed into place, so several hosts may build it at once on a shared file system
-and a crash never leaves a half-written plan behind.
+so a plan is rebuilt exactly when one of them changes. A missing plan is built by the first
+host that needs it while the others wait (`lock.py`); it is written to a temporary folder and
+renamed into place, so a crash never leaves a half-written plan behind. `xlstm-data plan
+CONFIG.yaml` builds it before a job.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from xlstm_data.io import atomic_folder
 from xlstm_data.readers.plan.build import Plan, build_plan
+from xlstm_data.readers.plan.lock import DEFAULT_WAIT_SECONDS, build_once
 
 LOGGER = logging.getLogger(__name__)
 
@@ -65,10 +67,12 @@ def plan_for(
     shuffle: bool,
     truncate: Sequence[bool],
     stage: dict[str, Any] | None = None,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> tuple[Plan, str, Path]:
     """The plan of these inputs, its fingerprint and its folder: loaded when saved before, else
     built, saved and reported. `stage` (a schedule's stage: its `start` stream positions,
-    exact `rows`, and the fingerprint of the stage before) makes it the plan of that stage."""
+    exact `rows`, and the fingerprint of the stage before) makes it the plan of that stage.
+    A missing plan is built by one process; the others wait for it (`lock.build_once`)."""
     all_settings = (
         settings
         | ({"stage": stage} if stage is not None else {})
@@ -86,25 +90,27 @@ def plan_for(
     )
     fingerprint = plan_fingerprint(lengths, all_settings)
     folder = Path(plan_dir) / fingerprint[:24]
-    if (folder / _REPORT).is_file():
+
+    def build() -> None:
+        plan = build_plan(
+            lengths,
+            weights,
+            row_length=row_length,
+            seed=seed,
+            window_rows=window_rows,
+            plan_tokens=plan_tokens,
+            algorithm=algorithm,
+            shuffle=shuffle,
+            truncate=truncate,
+            start=None if stage is None else stage["start"],
+            rows=None if stage is None else stage["rows"],
+        )
+        plan.report["fingerprint"] = fingerprint
+        save_plan(plan, folder)
+        LOGGER.info("Built a global plan in %s: %s", folder, _summary(plan.report))
+
+    if not build_once(folder, (folder / _REPORT).is_file, build, wait_seconds=wait_seconds):
         LOGGER.info("Using the plan in %s.", folder)
-        return load_plan(folder), fingerprint, folder
-    plan = build_plan(
-        lengths,
-        weights,
-        row_length=row_length,
-        seed=seed,
-        window_rows=window_rows,
-        plan_tokens=plan_tokens,
-        algorithm=algorithm,
-        shuffle=shuffle,
-        truncate=truncate,
-        start=None if stage is None else stage["start"],
-        rows=None if stage is None else stage["rows"],
-    )
-    plan.report["fingerprint"] = fingerprint
-    save_plan(plan, folder)
-    LOGGER.info("Built a global plan in %s: %s", folder, _summary(plan.report))
     return load_plan(folder), fingerprint, folder
 
 
