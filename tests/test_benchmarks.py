@@ -22,6 +22,7 @@ SMALL = {
     "memmap_memory": ["--steps", "5"],
     "restore_time": ["--records", "20000", "--packed-steps", "20"],
     "plan_build": ["--documents", "10000", "--read-documents", "2000", "--steps", "6"],
+    "ray_prepare": ["--documents", "600", "--files", "3", "--documents-per-shard", "50"],
 }  # fmt: skip
 
 

@@ -24,20 +24,28 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from xlstm_data.tools.prepare import prepare_cache
     from xlstm_data.tools.text_inputs import TextInput
 
-    metadata = prepare_cache(
-        TextInput(tuple(args.inputs), args.format, args.column, args.split),
-        args.output,
-        args.tokenizer,
-        documents_per_shard=args.documents_per_shard,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        eod_token_id=args.eod_token_id,
-        progress=not args.quiet,
-    )
-    print(json.dumps({"cache": str(args.output)} | metadata.summary()))
+    source = TextInput(tuple(args.inputs), args.format, args.column, args.split)
+    common = {
+        "documents_per_shard": args.documents_per_shard,
+        "batch_size": args.batch_size,
+        "eod_token_id": args.eod_token_id,
+        "progress": not args.quiet,
+    }
+    extra = {}
+    if args.ray:
+        from xlstm_data.tools.ray_prepare import prepare_cache_on_ray
+
+        run = prepare_cache_on_ray(source, args.output, args.tokenizer, address=args.ray, **common)
+        metadata, extra = run.metadata, {"nodes": len(run.nodes), "seconds": round(run.seconds, 3)}
+    else:
+        from xlstm_data.tools.prepare import prepare_cache
+
+        metadata = prepare_cache(
+            source, args.output, args.tokenizer, workers=args.workers, **common
+        )
+    print(json.dumps({"cache": str(args.output)} | metadata.summary() | extra))
 
 
 def _merge(args: argparse.Namespace) -> None:
@@ -170,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, default=2, help="tokenizing processes")
     prepare.add_argument("--batch-size", type=int, default=256, help="texts per encode call")
     prepare.add_argument("--eod-token-id", type=int, help="default: the tokenizer's EOS id")
+    prepare.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="tokenize with tasks on a Ray cluster: 'auto' (the cluster this machine is in), "
+        "an address, or 'local'; the cache folder must be on a file system all nodes share",
+    )
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare)
 

@@ -59,13 +59,24 @@ class ShardTask:
 
 def tokenize_shard(task: ShardTask) -> ShardInfo:
     """Encodes the texts `batch_size` at a time (bounded memory) and writes the shard."""
-    tokenizer = load_tokenizer(task.tokenizer_path)
-    step = task.batch_size
-    documents = Documents.concatenate(
-        [tokenizer.encode_batch(task.texts[i : i + step]) for i in range(0, len(task.texts), step)]
+    return encode_shard(
+        task.folder, task.index, task.texts, task.tokenizer_path, task.dtype, task.batch_size
     )
-    tokens = documents.tokens.astype(record_dtype(task.dtype))
-    return write_shard(task.folder, task.index, np.split(tokens, np.cumsum(documents.lengths)[:-1]))
+
+
+def encode_shard(
+    folder: Path, index: int, texts: list[str], tokenizer_path: str, dtype: str, batch_size: int
+) -> ShardInfo:
+    """Shard `index` of the cache in `folder`: `texts` encoded `batch_size` at a time."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    documents = Documents.concatenate(
+        [
+            tokenizer.encode_batch(texts[i : i + batch_size])
+            for i in range(0, len(texts), batch_size)
+        ]
+    )
+    tokens = documents.tokens.astype(record_dtype(dtype))
+    return write_shard(folder, index, np.split(tokens, np.cumsum(documents.lengths)[:-1]))
 
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
@@ -81,7 +92,7 @@ def _worker_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
-def _start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
+def start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
     """The cache to continue in `output`: a new one, or the unfinished one already there."""
     if (output / METADATA_FILE).is_file():
         existing = CacheMetadata.read(output, require_complete=False)
@@ -94,8 +105,7 @@ def _start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
         kept = [s for s in existing.shards if _shard_is_whole(output, s)]
         existing.complete = existing.complete and len(kept) == len(existing.shards)
         existing.shards = kept
-        for leftover in output.glob(".*.tmp"):  # files an interrupted run was writing
-            leftover.unlink()
+        remove_partial_files(output)
         if not existing.complete:
             LOGGER.info("Resuming the cache in %s: %d shards are done.", output, len(kept))
         return existing
@@ -107,6 +117,12 @@ def _start_or_resume(output: Path, planned: CacheMetadata) -> CacheMetadata:
     output.mkdir(parents=True, exist_ok=True)
     planned.write(output)
     return planned
+
+
+def remove_partial_files(output: Path) -> None:
+    """Deletes the temporary files of shards whose writer was interrupted (or killed)."""
+    for leftover in output.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def _shard_is_whole(folder: Path, shard: ShardInfo) -> bool:
@@ -144,25 +160,13 @@ def prepare_cache(
     workers start from a fresh process that imports the calling script again, so a script
     that calls this needs the usual `if __name__ == "__main__":` guard.
     """
-    for name, value in (
-        ("documents_per_shard", documents_per_shard),
-        ("workers", workers),
-        ("batch_size", batch_size),
-    ):
-        if value < 1:
-            raise ConfigError(f"{name} = {value} must be at least 1.")
-    output = Path(output).expanduser()
-    tokenizer = load_tokenizer(tokenizer_path)
-    planned = CacheMetadata(
-        tokenizer_path=tokenizer.path,
-        tokenizer_fingerprint=tokenizer.fingerprint,
-        vocab_size=tokenizer.vocab_size,
-        dtype=cache_dtype(tokenizer.vocab_size),
-        eod_token_id=tokenizer.eos_id if eod_token_id is None else eod_token_id,
-        source=source.describe(),
-        documents_per_shard=documents_per_shard,
+    require_positive(
+        documents_per_shard=documents_per_shard, workers=workers, batch_size=batch_size
     )
-    metadata = _start_or_resume(output, planned)
+    output = Path(output).expanduser()
+    metadata = start_or_resume(
+        output, planned_metadata(source, tokenizer_path, documents_per_shard, eod_token_id)
+    )
     if metadata.complete:
         LOGGER.info("The cache in %s is complete already.", output)
         return metadata
@@ -180,24 +184,61 @@ def prepare_cache(
 
         try:
             for index, texts in enumerate(chunked(source.documents(), documents_per_shard)):
-                name = shard_file(index)
-                if name in finished:
-                    if finished[name] != len(texts):
-                        raise DataError(
-                            f"The input changed since {output} was started: shard {name} holds "
-                            f"{finished[name]} documents, the input now gives {len(texts)}; "
-                            f"delete {output} to rebuild."
-                        )
+                if is_finished(finished, index, len(texts), output):
                     bar.update(len(texts))
                     continue
                 if len(pending) >= 2 * workers:  # bounds the texts held in memory
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     record(done)
-                task = ShardTask(output, index, texts, tokenizer.path, metadata.dtype, batch_size)
+                task = ShardTask(
+                    output, index, texts, metadata.tokenizer_path, metadata.dtype, batch_size
+                )
                 pending.add(pool.submit(tokenize_shard, task))
             record(wait(pending).done)
         finally:
             pool.shutdown(cancel_futures=True)
+    return finish(metadata, output, source)
+
+
+def require_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ConfigError(f"{name} = {value} must be at least 1.")
+
+
+def planned_metadata(
+    source: TextInput, tokenizer_path: str, documents_per_shard: int, eod_token_id: int | None
+) -> CacheMetadata:
+    """The settings a cache of `source` with this tokenizer records (and a resumed run must
+    share)."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    return CacheMetadata(
+        tokenizer_path=tokenizer.path,
+        tokenizer_fingerprint=tokenizer.fingerprint,
+        vocab_size=tokenizer.vocab_size,
+        dtype=cache_dtype(tokenizer.vocab_size),
+        eod_token_id=tokenizer.eos_id if eod_token_id is None else eod_token_id,
+        source=source.describe(),
+        documents_per_shard=documents_per_shard,
+    )
+
+
+def is_finished(finished: dict[str, int], index: int, documents: int, output: Path) -> bool:
+    """Whether shard `index` was written by an earlier run (with as many documents)."""
+    name = shard_file(index)
+    if name not in finished:
+        return False
+    if finished[name] != documents:
+        raise DataError(
+            f"The input changed since {output} was started: shard {name} holds "
+            f"{finished[name]} documents, the input now gives {documents}; "
+            f"delete {output} to rebuild."
+        )
+    return True
+
+
+def finish(metadata: CacheMetadata, output: Path, source: TextInput) -> CacheMetadata:
+    """Marks the cache complete once every shard is recorded."""
     if not metadata.shards:
         raise DataError(f"The input {source.paths} holds no documents.")
     metadata.complete = True
