@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.text import Text
 
 from xlstm_data.config import load_configs
-from xlstm_data.config.settings import check_weights
 from xlstm_data.errors import ConfigError
 from xlstm_data.readers.inputs import Input, open_inputs
 from xlstm_data.tokenizer import Tokenizer
@@ -42,7 +41,6 @@ def inspect_step(
     if step < 0:
         raise ConfigError(f"--step {step} is negative.")
     configs, weights = load_configs(path)
-    weights = check_weights(weights, len(configs))
     inputs = open_inputs(configs)
     readers = host_readers(configs, weights, inputs, hosts=hosts, devices_per_host=devices_per_host)
     for _ in range(host):
@@ -101,7 +99,6 @@ def documents_at(path: str | os.PathLike, step: int) -> list[dict[str, Any]]:
     """The pieces of every row of the global batch at `step` of the config at `path` (a
     global plan: `iterator.documents_at`), without building any batch."""
     configs, weights = load_configs(path)
-    weights = check_weights(weights, len(configs))
     reader = next(host_readers(configs, weights, open_inputs(configs), hosts=1, devices_per_host=1))
     return reader.documents_at(step)
 
