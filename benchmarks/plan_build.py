@@ -1,5 +1,6 @@
-"""Global plans: build time and peak memory for 10^6 and 10^7 documents, and steady-state
-tokens/s of plan batches next to the online packing path on the same token cache.
+"""Global plans: build time and peak memory for 10^6 and 10^7 documents, steady-state
+tokens/s of plan batches next to the online packing path on the same token cache, and the
+start of a host on a stored plan (`--open-documents`: time to the first batch, peak RSS).
 
     .venv/bin/python benchmarks/plan_build.py [--documents 1000000 10000000] [--repeats 3]
 
@@ -111,16 +112,58 @@ def run_read(args, plan: str):
         ).figures()
 
 
+def short_documents(args, documents: int):
+    """A memmap token file of `documents` documents of 1 to 8 tokens, each ending in EOD (so
+    10^8 documents fit in about 1 GB), written once under --workdir."""
+    folder = args.workdir / f"open_{documents}"
+    path = folder / "tokens.npy"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(2)
+        lengths = rng.integers(1, 9, documents)
+        tokens = rng.integers(3, 32_000, int(lengths.sum())).astype(np.uint16)
+        tokens[np.cumsum(lengths) - 1] = 2  # EOD closes every document
+        np.save(path, tokens)
+    return path
+
+
+def run_open(args, documents: int) -> dict:
+    """A host's start on a stored plan: make_grain_iterator and its first batch (the plan of
+    these documents built by an earlier process)."""
+    import jax
+
+    from xlstm_data import MemmapDataConfig, make_grain_iterator
+
+    path = short_documents(args, documents)
+    started = time.perf_counter()
+    config = MemmapDataConfig(data_files=str(path), records="documents", eod_token_id=2,
+                              global_batch_size=16, max_target_length=2048, plan="global",
+                              shuffle_data=True, worker_count=0,
+                              plan_dir=str(path.parent / "plans"))  # fmt: skip
+    with make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0]) as iterator:
+        next(iterator)
+        first_batch_s = time.perf_counter() - started
+    return {"first_batch_s": round(first_batch_s, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def main() -> None:
     parser = variant_parser(__doc__)
     parser.add_argument("--documents", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--read-documents", type=int, default=20_000)
     add_length_mix(parser)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument(
+        "--open-documents",
+        type=int,
+        nargs="+",
+        default=[1_000_000],
+        help="documents of the stored plans whose opening is timed",
+    )
     args = parser.parse_args()
     if args.variant:
         kind, value = args.variant.split(":")
-        figures = run_build(args, int(value)) if kind == "build" else run_read(args, value)
+        runs = {"build": run_build, "open": run_open, "prebuild": run_open}
+        figures = runs[kind](args, int(value)) if kind in runs else run_read(args, value)
         print(json.dumps(figures))
         return
     token_cache(args)
@@ -145,12 +188,23 @@ def main() -> None:
         )
     ratio = reads["read:global"]["tokens_per_s"] / reads["read:online"]["tokens_per_s"]
     print(f"tokens/s ratio global plan / online packing: {ratio:.2f}x")
+    run_variants(__file__, [f"prebuild:{n}" for n in args.open_documents], passed, repeats=1)
+    opens = run_variants(
+        __file__, [f"open:{n}" for n in args.open_documents], passed, repeats=args.repeats
+    )
+    print(f"\nopening a stored plan: make_grain_iterator + first batch (median of {args.repeats})")
+    for name, figures in opens.items():
+        print(
+            f"{int(name.split(':')[1]):>14,} documents  first batch {figures['first_batch_s']} s"
+            f"  peak RSS {figures['peak_rss_mb']} MB"
+        )
     print(
         json.dumps(
             {
                 "benchmark": "plan build and read",
                 "build": builds,
                 "read": reads,
+                "open": opens,
                 "ratio_tokens_per_s": round(ratio, 3),
             }
         )

@@ -21,7 +21,8 @@ SMALL = {
     "cache_throughput": ["--documents", "1000", "--steps", "6"],
     "memmap_memory": ["--steps", "5"],
     "restore_time": ["--records", "20000", "--packed-steps", "20"],
-    "plan_build": ["--documents", "10000", "--read-documents", "2000", "--steps", "6"],
+    "plan_build": ["--documents", "10000", "--read-documents", "2000", "--steps", "6",
+                   "--open-documents", "20000"],
     "ray_prepare": ["--documents", "600", "--files", "3", "--documents-per-shard", "50"],
 }  # fmt: skip
 

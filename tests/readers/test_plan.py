@@ -14,6 +14,7 @@ from processes import run_processes, start_processes, wait_for_files
 
 from xlstm_data import MemmapDataConfig, make_grain_iterator
 from xlstm_data.readers.plan.build import build_plan
+from xlstm_data.sources.memmap import MemmapDocuments
 
 MESH = jax.make_mesh((8,), ("data",))
 
@@ -140,11 +141,15 @@ def test_plan_is_built_once_and_rebuilt_when_inputs_change(sources, tmp_path):
             MemmapDataConfig(**config(path, plan_dir=str(tmp_path))), MESH, [0]
         ) as iterator:
             next(iterator)
-    assert len(list(tmp_path.iterdir())) == 1
+
+    def plans() -> list:  # the plan folders (`lengths/` keeps the sources' length digests)
+        return [p for p in tmp_path.iterdir() if p.name != "lengths"]
+
+    assert len(plans()) == 1
     longer = MemmapDataConfig(**config(path, plan_dir=str(tmp_path), max_target_length=32))
     with make_grain_iterator(longer, MESH, [0]) as iterator:
         next(iterator)
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(plans()) == 2
 
 
 def test_online_only_sources_are_refused(text_data, sp_model):
@@ -229,3 +234,19 @@ def test_every_epoch_visits_every_row_once_in_blocks(num_rows, batch, seed, shuf
         if shuffle:  # rows of one block stay consecutive
             real = rows[rows >= 0]
             assert ((np.diff(real) == 1) | (real[1:] % SHUFFLE_BLOCK_ROWS == 0)).all()
+
+
+def test_a_stored_plan_opens_without_reading_document_lengths(sources, tmp_path, monkeypatch):
+    path, _ = sources[0]
+    setup = MemmapDataConfig(**config(path, plan_dir=str(tmp_path)))
+    with make_grain_iterator(setup, MESH, [0]) as iterator:
+        expected = np.asarray(next(iterator).targets)
+        fingerprint = iterator.reader.fingerprint
+
+    def unread(self):
+        raise AssertionError("a stored plan must open without the document lengths")
+
+    monkeypatch.setattr(MemmapDocuments, "document_lengths", unread)
+    with make_grain_iterator(setup, MESH, [0]) as iterator:
+        assert iterator.reader.fingerprint == fingerprint
+        assert (np.asarray(next(iterator).targets) == expected).all()

@@ -30,24 +30,11 @@ from xlstm_data.readers.plan.batches import (
     without_skipped,
 )
 from xlstm_data.readers.plan.build import Plan
+from xlstm_data.readers.plan.lengths import DocumentLengths
 from xlstm_data.readers.plan.store import load_plan, plan_for
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.telemetry import source_key
 from xlstm_data.workers import in_worker_processes, read_options
-
-
-def _document_lengths(input: Input) -> np.ndarray:
-    """Tokens per document with the special tokens the pipeline adds (empty ones stay 0)."""
-    raw = input.source.document_lengths()
-    if raw is None:
-        raise ConfigError(
-            f"Invalid data config: plan='global' needs document lengths, which {input.name} "
-            "does not know without reading every record; use a token cache (`xlstm-data "
-            "prepare`) or memmap files, or plan='online'."
-        )
-    raw = np.asarray(raw, dtype=np.int64)
-    extra = len(input.tokens.prefix) + len(input.tokens.end_ids)
-    return np.where(raw > 0, raw + extra, 0)
 
 
 @dataclasses.dataclass
@@ -139,7 +126,7 @@ class PlanReader(ReaderBase):
             "shuffle": first.config.shuffle_data,
             "truncate": [i.config.truncate_documents for i in self.inputs],
         }
-        lengths = [_document_lengths(i) for i in self.inputs]
+        lengths = DocumentLengths(self.inputs, Path(plan_dir))
         self.parts = (
             [self._single_part(lengths)] if stages is None else self._stage_parts(lengths, stages)
         )
@@ -157,7 +144,7 @@ class PlanReader(ReaderBase):
         self._read_options = read_options(first.config.read_threads, tokenize=False)
         self._plans: dict[Path, Plan] = {}  # memory-mapped, for provenance and metrics
 
-    def _single_part(self, lengths: list[np.ndarray]) -> PlanPart:
+    def _single_part(self, lengths: DocumentLengths) -> PlanPart:
         settings, config = self.settings, self.inputs[0].config
         plan, fingerprint, folder = plan_for(
             lengths, self.weights, row_length=settings.row_length, **self._plan_settings
@@ -175,12 +162,12 @@ class PlanReader(ReaderBase):
                         settings.row_length, folder, fingerprint, slots, plan.report)  # fmt: skip
 
     def _stage_parts(
-        self, lengths: list[np.ndarray], stages: Sequence[ResolvedStage]
+        self, lengths: DocumentLengths, stages: Sequence[ResolvedStage]
     ) -> list[PlanPart]:
         """One plan per stage, built in order: a stage's sources start where the stage before
         stopped reading them, and its fingerprint covers the stages before it."""
         settings, config = self.settings, self.inputs[0].config
-        parts, start, previous = [], [0] * len(lengths), None
+        parts, start, previous = [], [0] * len(self.inputs), None
         extra = settings.row_length - settings.max_target_length  # shift_target="targets"
         for stage in stages:
             rows = None if stage.steps is None else stage.steps * stage.global_batch_size

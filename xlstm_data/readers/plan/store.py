@@ -21,19 +21,20 @@ import numpy as np
 
 from xlstm_data.io import atomic_folder
 from xlstm_data.readers.plan.build import Plan, build_plan
+from xlstm_data.readers.plan.lengths import DocumentLengths
 from xlstm_data.readers.plan.lock import DEFAULT_WAIT_SECONDS, build_once
 
 LOGGER = logging.getLogger(__name__)
 
-PLAN_FORMAT_VERSION = 2
+PLAN_FORMAT_VERSION = 3
 _REPORT = "report.json"
 
 
-def plan_fingerprint(lengths: Sequence[np.ndarray], settings: dict[str, Any]) -> str:
-    """sha256 over the settings (JSON) and every source's document lengths."""
+def plan_fingerprint(length_digests: Sequence[str], settings: dict[str, Any]) -> str:
+    """sha256 over the settings (JSON) and the digest of every source's document lengths."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for source_lengths in lengths:
-        digest.update(np.ascontiguousarray(source_lengths, dtype=np.int64).tobytes())
+    for source_digest in length_digests:
+        digest.update(source_digest.encode())
     return digest.hexdigest()
 
 
@@ -54,7 +55,7 @@ def save_plan(plan: Plan, folder: Path) -> None:
 
 
 def plan_for(
-    lengths: Sequence[np.ndarray],
+    lengths: DocumentLengths,
     weights: Sequence[float],
     *,
     plan_dir: Path,
@@ -88,12 +89,12 @@ def plan_for(
             "truncate": list(truncate),
         }
     )
-    fingerprint = plan_fingerprint(lengths, all_settings)
+    fingerprint = plan_fingerprint(lengths.digests, all_settings)
     folder = Path(plan_dir) / fingerprint[:24]
 
     def build() -> None:
         plan = build_plan(
-            lengths,
+            lengths.arrays,
             weights,
             row_length=row_length,
             seed=seed,

@@ -1,0 +1,68 @@
+"""The document lengths behind a plan, read only when a plan has to be built.
+
+A plan's fingerprint covers a digest of every source's document lengths. The digests are kept
+beside the plans (`lengths/` in the plan folder), keyed by each source's identity (its files'
+sizes and content stamps), so a host that opens a stored plan reads no lengths at all: its
+start-up and memory do not grow with the number of documents.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from xlstm_data.errors import ConfigError
+from xlstm_data.io import atomic_path
+from xlstm_data.readers.inputs import Input
+
+
+class DocumentLengths:
+    def __init__(self, inputs: list[Input], plan_dir: Path):
+        self.inputs = inputs
+        self.folder = Path(plan_dir) / "lengths"
+
+    @functools.cached_property
+    def digests(self) -> list[str]:
+        """sha256 of each source's raw document lengths (from the kept digest when there is
+        one, else from the lengths, then kept)."""
+        return [self._digest(index) for index in range(len(self.inputs))]
+
+    @functools.cached_property
+    def arrays(self) -> list[np.ndarray]:
+        """Tokens per document with the special tokens the pipeline adds (empty ones stay 0)."""
+        arrays = []
+        for index, input in enumerate(self.inputs):
+            raw = self._raw(index)
+            extra = len(input.tokens.prefix) + len(input.tokens.end_ids)
+            arrays.append(np.where(raw > 0, raw + extra, 0))
+        return arrays
+
+    @functools.cache  # noqa: B019 (one object per reader, cached for its life)
+    def _raw(self, index: int) -> np.ndarray:
+        input = self.inputs[index]
+        raw = input.source.document_lengths()
+        if raw is None:
+            raise ConfigError(
+                f"Invalid data config: plan='global' needs document lengths, which {input.name} "
+                "does not know without reading every record; use a token cache (`xlstm-data "
+                "prepare`) or memmap files, or plan='online'."
+            )
+        return np.asarray(raw, dtype=np.int64)
+
+    def _digest(self, index: int) -> str:
+        identity = json.dumps(self.inputs[index].source.identity(), sort_keys=True, default=str)
+        kept = self.folder / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+        if kept.is_file():
+            try:
+                return json.loads(kept.read_text())["digest"]
+            except (ValueError, KeyError):
+                pass  # damaged: computed again below
+        raw = self._raw(index)
+        digest = hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()
+        with atomic_path(kept) as partial:
+            partial.write_text(json.dumps({"digest": digest, "documents": len(raw)}) + "\n")
+        return digest
