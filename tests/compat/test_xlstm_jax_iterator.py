@@ -309,3 +309,12 @@ def test_synthetic_dataloader(train_batches, eval_batches, global_batch_size, tp
                 assert isinstance(batch, LLMBatch)
                 assert batch.inputs.shape == (global_batch_size, 128)
                 assert batch.inputs.sharding.spec == PartitionSpec(mesh.axis_names)
+
+
+def test_create_data_iterator_refuses_what_is_not_a_data_config():
+    from xlstm_data import ConfigError
+    from xlstm_data.compat.xlstm_jax import create_data_iterator
+
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    with pytest.raises(ConfigError, match="pass a SyntheticDataConfig or a DataConfig"):
+        create_data_iterator({"global_batch_size": 8}, mesh)

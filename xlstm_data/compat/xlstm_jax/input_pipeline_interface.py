@@ -10,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from xlstm_data.api import make_grain_iterator
 from xlstm_data.config import DataConfig
+from xlstm_data.errors import ConfigError
 from xlstm_data.loader import MultiHostDataLoadIterator
 from xlstm_data.synthetic import SyntheticDataConfig, SyntheticDataIterator
 
@@ -35,9 +36,10 @@ def get_process_loading_data(config: DataConfig | SyntheticDataConfig, mesh: Mes
 def _process_indices(config: DataConfig, mesh: Mesh) -> list[int]:
     indices = get_process_loading_data(config, mesh)
     if jax.process_index() not in indices:
-        raise NotImplementedError(
-            f"Process {jax.process_index()} holds no rows of the batch; hosts that do not load "
-            "data are not supported."
+        raise ConfigError(
+            f"Process {jax.process_index()} holds no rows of the global batch on this mesh, and "
+            "every process must load the rows of its devices; shard the batch over axes that "
+            "span every process (the default, P(mesh.axis_names), does)."
         )
     return indices
 
@@ -48,8 +50,9 @@ def create_data_iterator(config: DataConfig | SyntheticDataConfig, mesh: Mesh) -
     if isinstance(config, SyntheticDataConfig):
         return SyntheticDataIterator(config, mesh, data_axis_names=mesh.axis_names)
     if not isinstance(config, DataConfig):
-        raise NotImplementedError(
-            f"Data config {type(config).__name__} must be synthetic or a DataConfig of a source."
+        raise ConfigError(
+            f"create_data_iterator got a {type(config).__name__}; pass a SyntheticDataConfig "
+            "or a DataConfig of a source (GrainArrayRecordsDataConfig, HFHubDataConfig, ...)."
         )
     return make_grain_iterator(
         config, mesh, _process_indices(config, mesh), data_axis_names=mesh.axis_names
