@@ -30,9 +30,9 @@ from harness import (
     TOKENS_PER_WORD,
     add_length_mix,
     count_grain_batch,
-    count_llm_batch,
     grain_firstfit_batches,
     measure,
+    measure_loader,
     peak_rss_mb,
     report,
     run_variants,
@@ -127,14 +127,7 @@ def read(config, args) -> dict:
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
     with iterator:
-        return measure(
-            iterator,
-            count_llm_batch,
-            warmup=args.steps // 2,
-            steps=args.steps,
-            started=started,
-            min_seconds=args.seconds,
-        ).figures()
+        return measure_loader(iterator, args, started).figures()
 
 
 def run_read_cache(args, paths) -> dict:

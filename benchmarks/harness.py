@@ -72,6 +72,19 @@ def measure(
     return Measurement(tokens, done, slots, first_batch_s, steady_s, peak_rss_mb())
 
 
+def measure_loader(iterator: Iterator, args: argparse.Namespace, started: float) -> Measurement:
+    """`measure` of an xlstm-data iterator as every benchmark times one: half of `--steps` to
+    warm up, then `--steps` (and at least `--seconds`)."""
+    return measure(
+        iterator,
+        count_llm_batch,
+        warmup=args.steps // 2,
+        steps=args.steps,
+        started=started,
+        min_seconds=args.seconds,
+    )
+
+
 def count_llm_batch(batch) -> tuple[int, int]:
     """(real tokens, row slots) of an `LLMBatch`."""
     segmentation = np.asarray(batch.targets_segmentation)

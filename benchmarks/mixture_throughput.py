@@ -16,10 +16,10 @@ import time
 import numpy as np
 from harness import (
     count_grain_batch,
-    count_llm_batch,
     grain_firstfit_batches,
     lognormal_lengths,
     measure,
+    measure_loader,
     report,
     run_or_compare,
     variant_parser,
@@ -67,14 +67,7 @@ def run_xlstm_data(args, sources):
     )
 
     with iterator:
-        return measure(
-            iterator,
-            count_llm_batch,
-            warmup=args.steps // 2,
-            steps=args.steps,
-            started=started,
-            min_seconds=args.seconds,
-        )
+        return measure_loader(iterator, args, started)
 
 
 def run_grain_firstfit(args, sources):

@@ -32,9 +32,9 @@ from harness import (
     LENGTH_MIXES,
     add_length_mix,
     count_grain_batch,
-    count_llm_batch,
     lognormal_lengths,
     measure,
+    measure_loader,
     report,
     run_variants,
     variant_args,
@@ -89,14 +89,7 @@ def run_xlstm_data(args, folder: Path, shuffle: bool):
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
     with iterator:
-        return measure(
-            iterator,
-            count_llm_batch,
-            warmup=args.steps // 2,
-            steps=args.steps,
-            started=started,
-            min_seconds=args.seconds,
-        )
+        return measure_loader(iterator, args, started)
 
 
 def token_cache(folder: Path) -> Path:
@@ -151,14 +144,7 @@ def run_xlstm_data_plan(args, folder: Path, shuffle: bool):
     )
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
     with iterator:
-        return measure(
-            iterator,
-            count_llm_batch,
-            warmup=args.steps // 2,
-            steps=args.steps,
-            started=started,
-            min_seconds=args.seconds,
-        )
+        return measure_loader(iterator, args, started)
 
 
 def run_grain(args, folder: Path, shuffle: bool, packer: str):

@@ -21,9 +21,8 @@ import numpy as np
 from harness import (
     LENGTH_MIXES,
     add_length_mix,
-    count_llm_batch,
     lognormal_lengths,
-    measure,
+    measure_loader,
     peak_rss_mb,
     run_variants,
     variant_args,
@@ -102,14 +101,7 @@ def run_read(args, plan: str):
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
     with iterator:
-        return measure(
-            iterator,
-            count_llm_batch,
-            warmup=args.steps // 2,
-            steps=args.steps,
-            started=started,
-            min_seconds=args.seconds,
-        ).figures()
+        return measure_loader(iterator, args, started).figures()
 
 
 def short_documents(args, documents: int):

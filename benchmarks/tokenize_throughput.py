@@ -23,9 +23,9 @@ from harness import (
     TOKENS_PER_WORD,
     add_length_mix,
     count_grain_batch,
-    count_llm_batch,
     grain_firstfit_batches,
     measure,
+    measure_loader,
     report,
     run_or_compare,
     variant_parser,
@@ -80,14 +80,7 @@ def run_xlstm_data(args, folder: Path, tokenizer: str, kind: str):
     iterator = make_grain_iterator(config, jax.make_mesh((1,), ("data",)), [0])
 
     with iterator:
-        return measure(
-            iterator,
-            count_llm_batch,
-            warmup=args.steps // 2,
-            steps=args.steps,
-            started=started,
-            min_seconds=args.seconds,
-        )
+        return measure_loader(iterator, args, started)
 
 
 def run_grain_firstfit(args, folder: Path, tokenizer_path: str):

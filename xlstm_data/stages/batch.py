@@ -97,8 +97,9 @@ class _BatchIterator(grain.DatasetIterator):
                 break
             skipped += 1
             LOGGER.warning("Skipped the batch of step %d (skip_steps).", self._step - 1)
-        if skipped:
-            batch[1]["skipped_steps"] += skipped
+        if skipped:  # a copy: a batch's counts may be shared with the rows it came from
+            fields, counts = batch
+            batch = fields, Counter(counts) + Counter(skipped_steps=skipped)
         return batch
 
     def _next_batch(self) -> tuple[np.ndarray, Counter]:
@@ -116,7 +117,7 @@ class _BatchIterator(grain.DatasetIterator):
             raise StopIteration
         self._step += 1
         if len(groups) == 1 and got == rows:
-            return groups[0][0], Counter(groups[0][1])
+            return groups[0]
         counts: Counter = Counter()
         for _, group_counts in groups:
             counts.update(group_counts)
