@@ -25,3 +25,17 @@ def global_rows(seen: list[dict]) -> list[dict[int, list[int]]]:
     steps = len(seen[0]["targets"])
     return [{int(k): v for s in seen for k, v in s["targets"][step].items()}
             for step in range(steps)]  # fmt: skip
+
+
+def built_plan(lengths, weights, **settings):
+    """`build_plan` into a temporary folder, the plan read into memory."""
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from xlstm_data.readers.plan.build import Plan, build_plan
+
+    with tempfile.TemporaryDirectory() as folder:
+        plan = build_plan(lengths, weights, Path(folder) / "plan", **settings)
+        arrays = {name: np.array(getattr(plan, name)) for name in Plan.ARRAYS}
+        return dataclasses.replace(plan, **arrays)

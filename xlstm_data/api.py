@@ -20,6 +20,7 @@ from xlstm_data.errors import ConfigError
 from xlstm_data.loader import MultiHostDataLoadIterator
 from xlstm_data.readers.inputs import Input, open_input, open_inputs
 from xlstm_data.readers.online import OnlineReader
+from xlstm_data.readers.plan.parallel import Workers
 from xlstm_data.readers.plan.reader import PlanReader
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sharding import data_axes, data_parallel_size
@@ -94,11 +95,13 @@ def build_reader(
     data_parallel_size: int = 1,
     compact: bool = False,
     inputs: Sequence[Input] | None = None,
+    plan_workers: Workers | int | str | None = None,
 ) -> OnlineReader | PlanReader:
     """The reader of host `host_index` of `host_count`, without JAX devices: what
     `make_grain_iterator` runs on each host, and what `xlstm-data doctor` and `inspect` run for
     any number of simulated hosts in one process (`reader.batches(step)`: local batches).
-    `inputs` are the configs' opened sources (`open_inputs`), to open them once for many hosts."""
+    `inputs` are the configs' opened sources (`open_inputs`), to open them once for many hosts;
+    `plan_workers` build a missing global plan (`xlstm_data.readers.plan.parallel`)."""
     configs = [configs] if isinstance(configs, DataConfig) else list(configs)
     weights = check_weights(dataset_weights, len(configs))
     settings = loader_settings(configs)
@@ -122,6 +125,7 @@ def build_reader(
         host_count=host_count,
         data_parallel_size=data_parallel_size,
     )
+    planned = {"plan_workers": plan_workers} if settings.reader == "global" else {}
     return READERS[settings.reader](
         inputs,
         weights,
@@ -131,6 +135,7 @@ def build_reader(
         host_count=host_count,
         compact=compact,
         stages=stages,
+        **planned,
     )
 
 

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from xlstm_data.errors import ConfigError
 
 _SHARD_INDEX = re.compile(r"(\d+)(?!.*\d)")
@@ -130,3 +132,33 @@ def content_stamps(paths: Sequence[str | os.PathLike]) -> list[str]:
         return [content_stamp(p) for p in paths]
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         return list(pool.map(content_stamp, paths))
+
+
+class NpyWriter:
+    """A 1-D `.npy` file written by appending arrays, for arrays too large to hold in memory:
+    the header is written last, in the room left for it (the format pads headers with spaces,
+    so any length fits a fixed room)."""
+
+    HEADER_BYTES = 128
+
+    def __init__(self, path: Path, dtype: np.dtype | type):
+        self.dtype = np.dtype(dtype)
+        self.size = 0
+        self._file = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self._file.write(b"\0" * self.HEADER_BYTES)
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self._file.write(memoryview(values).cast("B"))
+        self.size += len(values)
+
+    def close(self) -> None:
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (self.size,)}  # fmt: skip
+        text = repr(header).encode("latin1")
+        room = self.HEADER_BYTES - len(np.lib.format.MAGIC_PREFIX) - 4
+        self._file.seek(0)
+        self._file.write(np.lib.format.magic(1, 0))
+        self._file.write(len(text.ljust(room - 1) + b"\n").to_bytes(2, "little"))
+        self._file.write(text.ljust(room - 1) + b"\n")
+        self._file.close()

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plan_data import EOD, global_rows, stream, write_stream
+from plan_data import EOD, built_plan, global_rows, stream, write_stream
 from processes import run_processes, start_processes, wait_for_files
 
 from xlstm_data import MemmapDataConfig, make_grain_iterator
-from xlstm_data.readers.plan.build import build_plan
 from xlstm_data.sources.memmap import MemmapDocuments
 
 MESH = jax.make_mesh((8,), ("data",))
@@ -63,7 +62,7 @@ def test_every_token_of_every_document_once_per_epoch(lengths, row_length, windo
     if any(n.sum() == 0 for n in lengths):
         return
     weights = [float(n.sum()) for n in lengths]  # proportional: every document exactly once
-    plan = build_plan(
+    plan = built_plan(
         lengths, weights, row_length=row_length, seed=3, window_rows=window_rows, progress=False
     )
     covered = {}
@@ -84,7 +83,7 @@ def test_every_token_of_every_document_once_per_epoch(lengths, row_length, windo
 
 def test_mixture_token_shares_match_the_weights(sources):
     lengths = [np.array([len(d) for d in documents]) for _, documents in sources]
-    plan = build_plan(
+    plan = built_plan(
         lengths, [0.5, 0.3, 0.2], row_length=64, seed=0, window_rows=64, progress=False
     )
     shares = np.array(plan.report["realised_token_share"])

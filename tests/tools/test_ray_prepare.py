@@ -1,5 +1,6 @@
-"""`prepare --ray` on a real two-node Ray cluster on 127.0.0.1: the cache is byte for byte the
-local one, tasks run on both nodes, a killed worker and an interrupted run change nothing."""
+"""`prepare --ray` and plan builds on a real two-node Ray cluster on 127.0.0.1: the cache and
+the plan are byte for byte the local ones, tasks run on both nodes, a killed worker and an
+interrupted run change nothing."""
 
 import filecmp
 import json
@@ -14,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from xlstm_data.readers.plan.build import build_plan
+from xlstm_data.readers.plan.parallel import RayTasks
 from xlstm_data.sources.token_cache_files import METADATA_FILE, CacheMetadata
 from xlstm_data.tools import text_inputs
 from xlstm_data.tools.prepare import prepare_cache
@@ -96,15 +99,27 @@ def test_the_cache_is_the_local_one_byte_for_byte(cluster, inputs, sp_model, tmp
     assert len(run.nodes) == 2, "the tasks ran on both nodes"
 
 
-def tokenizing_workers() -> list[int]:
+def workers_running(task: bytes) -> list[int]:
+    """Ray worker processes running `task` now (Ray names the process after it)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"_tokenize_range" in (entry / "cmdline").read_bytes():
+            if entry.name.isdigit() and task in (entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
         except OSError:
             continue
     return found
+
+
+def kill_one(task: bytes, killed: list[int]) -> None:
+    """SIGKILLs the first worker seen running `task` (within 60 s)."""
+    deadline = time.monotonic() + 60
+    while not killed and time.monotonic() < deadline:
+        for pid in workers_running(task):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            break
+        time.sleep(0.005)
 
 
 def test_a_killed_worker_and_an_interrupted_run_change_nothing(cluster, inputs, sp_model,
@@ -114,16 +129,7 @@ def test_a_killed_worker_and_an_interrupted_run_change_nothing(cluster, inputs, 
                   progress=False)  # fmt: skip
     killed: list[int] = []
 
-    def kill_one() -> None:
-        deadline = time.monotonic() + 60
-        while not killed and time.monotonic() < deadline:
-            for pid in tokenizing_workers():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                break
-            time.sleep(0.005)
-
-    killer = threading.Thread(target=kill_one)
+    killer = threading.Thread(target=kill_one, args=(b"_tokenize_range", killed))
     killer.start()
     prepare_cache_on_ray(source, tmp_path / "ray", str(sp_model), documents_per_shard=20,
                          progress=False)  # fmt: skip
@@ -147,3 +153,22 @@ def test_a_killed_worker_and_an_interrupted_run_change_nothing(cluster, inputs, 
         np.load(folder / "shard_000000.lengths.npy"),
         np.load(tmp_path / "local" / "shard_000000.lengths.npy"),
     )
+
+
+def test_the_plan_is_the_local_one_byte_for_byte_even_when_a_worker_dies(cluster, tmp_path):
+    rng = np.random.default_rng(3)
+    lengths = [rng.lognormal(np.log(300), 1.2, n).astype(np.int64) for n in (100_000, 30_000)]
+    lengths[1][::50] = 0
+    setup = dict(row_length=2048, seed=2, window_rows=128, progress=False)
+    build_plan(lengths, [0.6, 0.4], tmp_path / "local", **setup)
+    runner = RayTasks()
+    build_plan(lengths, [0.6, 0.4], tmp_path / "ray", workers=runner, **setup)
+    assert same_folders(tmp_path / "local", tmp_path / "ray")
+    assert len(runner.nodes) == 2, "the tasks ran on both nodes"
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_one, args=(b"_plan_task", killed))
+    killer.start()
+    build_plan(lengths, [0.6, 0.4], tmp_path / "killed", workers=runner, **setup)
+    killer.join()
+    assert killed, "a planning worker was killed mid-run"
+    assert same_folders(tmp_path / "local", tmp_path / "killed")

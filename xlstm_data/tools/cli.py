@@ -81,7 +81,7 @@ def _inspect(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     from xlstm_data.tools.plan import build_plans
 
-    summary = build_plans(args.config)
+    summary = build_plans(args.config, f"ray:{args.ray}" if args.ray else args.workers)
     for plan in summary["plans"]:
         print(
             f"{plan['stage']}: {plan['rows']:,} rows of {plan['documents']:,} documents, padding "
@@ -210,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="build a config's global plan once, before the job")
     plan.add_argument("config", type=Path, help="config YAML with plan: global")
+    builders = plan.add_mutually_exclusive_group()
+    builders.add_argument(
+        "--workers", default=1, help="local worker processes building the plan (or 'auto')"
+    )
+    builders.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="build with tasks on a Ray cluster: 'auto' (the cluster this machine is in), an "
+        "address, or 'local'; plan_dir must be on a file system all nodes share",
+    )
     plan.set_defaults(run=_plan)
 
     documents = commands.add_parser(

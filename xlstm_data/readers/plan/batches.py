@@ -24,7 +24,6 @@ from xlstm_data.errors import InvalidRecordError
 from xlstm_data.packing import Placement
 from xlstm_data.permutation import RandomPermutation
 from xlstm_data.readers.plan.build import Plan
-from xlstm_data.readers.plan.store import load_plan
 from xlstm_data.readers.skips import Skips
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.protocol import DocumentSource
@@ -236,7 +235,7 @@ class PlanBatches(grain.MapDataset):
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            self._plan = load_plan(self.plan_folder)
+            self._plan = Plan.open(self.plan_folder)
         return self._plan
 
     def steps(self) -> int | None:

@@ -1,20 +1,22 @@
 """Building a global plan: which pieces of which documents fill each row of an epoch.
 
-Everything here works on arrays of document lengths, never on tokens:
+Everything here works on document lengths, never on tokens, and in windows of bounded size,
+so a plan of 10^9 documents is built in the memory of a few windows, by as many workers as
+there are (`parallel.py`: local processes or Ray):
 
 1. **Mixture by tokens.** A plan epoch holds N tokens, by default the fewest that use every
    document of every source at least once at the given weights (N = max T_s / w_s for source
-   token totals T_s). Source s contributes w_s * N tokens: whole passes over its documents,
-   each in a fresh seeded order (in source order without shuffling), then the part of one more
-   pass that reaches its share.
-2. **Interleaving.** Every chosen document gets the key (tokens of its source before it plus
-   half its own) / (its source's share); sorting by key spreads each source evenly over the
-   epoch, so any stretch of it holds the sources in their weights.
+   token totals T_s). Source s contributes w_s * N tokens from its stream of seeded passes
+   (`streams.py`): the documents whose middle lies within its first w_s * N tokens.
+2. **Windows.** Window j takes the documents whose middle lies in [j B w_s, (j + 1) B w_s) of
+   each source (B: `window_rows` rows of tokens, fewer when that would be over 2^21 documents)
+   and orders them by middle / w_s, which spreads each source evenly over the epoch
+   (`windows.py`). The driver finds where each window starts in each stream from prefix sums
+   of fixed chunks of the streams (computed by the workers first).
 3. **Splitting.** Documents longer than a row become row-length pieces (the rule of
    `stages/split.py`); no token is dropped, unless a source truncates (its first piece only).
-4. **Packing.** Consecutive windows of about `window_rows` rows' worth of pieces are placed by
-   the packing algorithm (`xlstm_data/packing/`; best fit's histogram variant takes seconds
-   for 10^8 documents).
+4. **Packing.** Each window's pieces are placed by the packing algorithm
+   (`xlstm_data/packing/`), and the driver appends them to the plan's files in window order.
 
 Rows are numbered window after window; the order in which an epoch visits them is a separate
 seeded permutation per epoch (see batches.py), so the plan is built once.
@@ -22,15 +24,31 @@ seeded permutation per epoch (see batches.py), so the plan is built once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Sequence
+import json
+import math
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from xlstm_data.errors import DataError
-from xlstm_data.packing import place
-from xlstm_data.stages.split import split_lengths
+from xlstm_data.io import NpyWriter, atomic_folder
+from xlstm_data.readers.plan.parallel import Workers, plan_workers
+from xlstm_data.readers.plan.streams import Streams, chunk_sums, release_lengths
+from xlstm_data.readers.plan.windows import Cut, Window, WindowJob, pack_window
+
+REPORT_FILE = "report.json"
+MAX_WINDOW_DOCUMENTS = 1 << 21
+"""Documents per window at most: a window's arrays stay within a few hundred MB."""
+CHUNK_POSITIONS = 4096
+"""Stream positions per prefix-sum chunk: a window reads one chunk per source to find its
+start."""
+CHUNKS_PER_TASK = 1024
+_WRITE_BLOCK = 1 << 22
 
 
 @dataclasses.dataclass
@@ -50,111 +68,24 @@ class Plan:
 
     ARRAYS = ("row_starts", "piece_source", "piece_document", "piece_start", "piece_length")
 
+    DTYPES = {"row_starts": np.int64, "piece_source": np.int16, "piece_document": np.int64,
+              "piece_start": np.int64, "piece_length": np.int32}  # fmt: skip
+
     @property
     def num_rows(self) -> int:
         return len(self.row_starts) - 1
 
-
-@dataclasses.dataclass
-class ChosenDocuments:
-    """The documents of one plan epoch, in plan order."""
-
-    source: np.ndarray
-    document: np.ndarray
-    length: np.ndarray
-    position: np.ndarray
-    """Each document's place in its source's stream of passes."""
-
-
-def choose_documents(
-    lengths: Sequence[np.ndarray],
-    weights: Sequence[float],
-    *,
-    seed: int,
-    plan_tokens: float | None,
-    shuffle: bool = True,
-    start: Sequence[int] | None = None,
-) -> tuple[ChosenDocuments, dict]:
-    """Steps 1 and 2: each source's share of the epoch, interleaved by token position.
-
-    Each source's documents come from its stream of seeded passes, from stream position
-    `start[s]` on (0: the first document of the first pass); `position` of each chosen
-    document is its place in that stream, so a later stage can continue after it. A source of
-    weight 0 gives no documents.
-    """
-    weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
-    totals = np.array([int(np.asarray(n).sum()) for n in lengths], dtype=np.float64)
-    if (totals[weights > 0] == 0).any():
-        empty = int(np.flatnonzero((totals == 0) & (weights > 0))[0])
-        raise DataError(f"Source {empty} of the plan holds no tokens.")
-    used = weights > 0
-    epoch_tokens = plan_tokens or float((totals[used] / weights[used]).max())
-    targets = weights * epoch_tokens
-    start = [0] * len(lengths) if start is None else list(start)
-    sources, documents, positions, keys = [], [], [], []
-    for index, (source_lengths, target) in enumerate(zip(lengths, targets, strict=True)):
-        source_lengths = np.asarray(source_lengths, np.int64)
-        chosen = (
-            _stream(source_lengths, target, seed=(seed, index) if shuffle else None,
-                    start=start[index])
-            if target > 0
-            else np.zeros(0, np.int64)
-        )  # fmt: skip
-        chosen_lengths = source_lengths[chosen]
-        before = np.cumsum(chosen_lengths) - chosen_lengths
-        keys.append((before + chosen_lengths / 2) / max(target, 1.0))
-        documents.append(chosen)
-        positions.append(start[index] + np.arange(len(chosen), dtype=np.int64))
-        sources.append(np.full(len(chosen), index, dtype=np.int16))
-    order = np.argsort(np.concatenate(keys), kind="stable")
-    source = np.concatenate(sources)[order]
-    document = np.concatenate(documents)[order]
-    position = np.concatenate(positions)[order]
-    length = np.concatenate([np.asarray(n, np.int64) for n in lengths])  # indexed below
-    offsets = np.cumsum([0, *[len(n) for n in lengths[:-1]]])
-    length = length[offsets[source] + document]
-    report = {
-        "source_tokens": totals.astype(np.int64).tolist(),
-        "weights": np.round(weights, 6).tolist(),
-        "epochs_per_source": np.round(targets / np.maximum(totals, 1), 4).tolist(),
-    }
-    return ChosenDocuments(source, document, length, position), report
-
-
-def _stream(
-    lengths: np.ndarray, target: float, *, seed: tuple[int, int] | None, start: int = 0
-) -> np.ndarray:
-    """Documents (non-empty ones) of the source's stream of passes, each pass in its own
-    seeded order (in order when `seed` is None), from stream position `start` on, reaching
-    `target` tokens (a document counts when its middle lies within the target)."""
-    candidates = np.flatnonzero(lengths > 0)
-    total = int(lengths[candidates].sum())
-
-    def one_pass(number: int) -> np.ndarray:
-        if seed is None:
-            return candidates
-        return np.random.default_rng([*seed, number]).permutation(candidates)
-
-    number, skip = divmod(start, len(candidates))
-    first = one_pass(number)[skip:]
-    first_tokens = int(lengths[first].sum())
-    if target <= first_tokens:
-        passes = [first]
-    else:
-        full = int((target - first_tokens) // total)
-        passes = [
-            first,
-            *(one_pass(number + 1 + p) for p in range(full)),
-            one_pass(number + 1 + full),
-        ]
-    stream = np.concatenate(passes)
-    middle = np.cumsum(lengths[stream]) - lengths[stream] / 2
-    return stream[: int(np.searchsorted(middle, target))]
+    @classmethod
+    def open(cls, folder: Path) -> Plan:
+        """A stored plan, its arrays memory-mapped (nothing is read until used)."""
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in cls.ARRAYS}
+        return cls(**arrays, report=json.loads((folder / REPORT_FILE).read_text()))
 
 
 def build_plan(
     lengths: Sequence[np.ndarray],
     weights: Sequence[float],
+    folder: Path,
     *,
     row_length: int,
     seed: int,
@@ -166,137 +97,235 @@ def build_plan(
     progress: bool = True,
     start: Sequence[int] | None = None,
     rows: int | None = None,
+    workers: Workers | int | str | None = None,
+    chunk: int = CHUNK_POSITIONS,
+    report: dict | None = None,
 ) -> Plan:
-    """The plan of one epoch over sources with these document lengths (special tokens
-    included), mixed by `weights` in tokens; sources with `truncate[s]` keep only the first
-    row's worth of each document. Each source's documents start at stream position
-    `start[s]`. With `rows`, the plan is a finite stage of exactly that many rows: documents
-    are taken until the rows are full (the next stage starts at `report["stream_end"]`)."""
-    tokens = plan_tokens
-    while True:
-        if rows is not None:  # enough documents for the rows, with room for padding
-            tokens = (rows + 2 * window_rows) * row_length * 1.05 if tokens is None else tokens
-        chosen, report = choose_documents(
-            lengths, weights, seed=seed, plan_tokens=tokens, shuffle=shuffle, start=start
-        )
-        plan = _pack(
-            chosen,
-            report | {"seed": seed},
-            lengths,
-            row_length=row_length,
-            window_rows=window_rows,
-            algorithm=algorithm,
-            truncate=truncate,
-            progress=progress,
-            rows=rows,
-        )
-        if plan is not None:
-            return plan
-        tokens *= 2  # the stage's rows need more documents than estimated
+    """Builds into `folder` the plan of one epoch over sources with these document lengths
+    (special tokens included; arrays or memory maps, read once), mixed by `weights` in
+    tokens; sources with `truncate[s]` keep only the first row's worth of each document. Each
+    source's documents start at stream position `start[s]`. With `rows`, the plan is a finite
+    stage of exactly that many rows: documents are taken until the rows are full (the next
+    stage starts at `report["stream_end"]`). `workers` run the tasks (`plan_workers`); the
+    plan does not depend on them, nor on `chunk`. `report` is stored with the plan's own."""
+    runner = workers if isinstance(workers, Workers) else plan_workers(workers)
+    count = len(lengths)
+    try:
+        with atomic_folder(Path(folder)) as partial:
+            streams, totals = _write_lengths(lengths, partial / "build", seed=seed,
+                                             shuffle=shuffle, start=start, chunk=chunk)  # fmt: skip
+            builder = _Builder(
+                streams, totals, np.asarray(weights, np.float64) / np.sum(weights), runner,
+                row_length=row_length, window_rows=window_rows, plan_tokens=plan_tokens,
+                algorithm=algorithm, truncate=tuple(truncate or [False] * count), rows=rows,
+            )  # fmt: skip
+            plan_report = builder.write(partial, progress) | {"seed": seed} | (report or {})
+            release_lengths()
+            shutil.rmtree(partial / "build")
+            (partial / REPORT_FILE).write_text(json.dumps(plan_report, indent=1) + "\n")
+    finally:
+        release_lengths()
+        if runner is not workers:
+            runner.close()
+    return Plan.open(Path(folder))
 
 
-def _pack(
-    chosen: ChosenDocuments,
-    report: dict,
+def _write_lengths(
     lengths: Sequence[np.ndarray],
+    folder: Path,
     *,
-    row_length: int,
-    window_rows: int,
-    algorithm: str,
-    truncate: Sequence[bool] | None,
-    progress: bool,
-    rows: int | None,
-) -> Plan | None:
-    """Steps 3 and 4; None when `rows` rows cannot be filled from the chosen documents."""
-    pieces = split_lengths(chosen.length, row_length)
-    owner, start, length = pieces.owner, pieces.start, pieces.length
-    truncated_tokens = 0
-    if truncate is not None and any(truncate):
-        kept = (start == 0) | ~np.asarray(truncate, bool)[chosen.source[owner]]
-        truncated_tokens = int(length[~kept].sum())
-        owner, start, length = owner[kept], start[kept], length[kept]
-    budget = window_rows * row_length
-    window_of = (np.cumsum(length) - length) // budget
-    bounds = np.flatnonzero(np.diff(window_of)) + 1
-    piece_rows = np.full(len(length), -1, dtype=np.int64)
-    offsets = np.zeros(len(length), dtype=np.int64)
-    num_rows, used = 0, len(length)
-    windows = np.split(np.arange(len(length)), bounds)
-    for window in tqdm(windows, desc="packing plan", unit="window", disable=not progress):
-        placement = place(length[window], row_length, algorithm)
-        if rows is not None and num_rows + placement.num_rows > rows:
-            count, placement = _fill(window, owner, length, row_length, algorithm, rows - num_rows)
-            used = int(window[0]) + count
-            window = window[:count]
-            piece_rows[window] = placement.row + num_rows
-            offsets[window] = placement.offset
-            num_rows = rows
-            break
-        piece_rows[window] = placement.row + num_rows
-        offsets[window] = placement.offset
-        num_rows += placement.num_rows
-    else:
-        if rows is not None and num_rows < rows:
-            return None
-    documents = int(owner[used - 1]) + 1 if used else 0
-    # A document split across the stage's end: its pieces past the end are cut.
-    cut_tokens = int(length[used:][owner[used:] < documents].sum())
-    owner, start, length = owner[:used], start[:used], length[:used]
-    piece_rows, offsets = piece_rows[:used], offsets[:used]
-    order = np.lexsort((offsets, piece_rows))
-    row_starts = np.searchsorted(piece_rows[order], np.arange(num_rows + 1))
-    tokens = int(length.sum())
-    source = chosen.source[owner]
-    realised = np.bincount(source, weights=length, minlength=len(lengths)) / max(tokens, 1)
-    weights = np.asarray(report["weights"])
-    stream_end = [
-        int(chosen.position[:documents][chosen.source[:documents] == s].max(initial=-1)) + 1
-        for s in range(len(lengths))
-    ]
-    report = report | {
-        "epoch_tokens": tokens,
-        "documents": documents,
-        "realised_token_share": np.round(realised, 6).tolist(),
-        "largest_share_deviation": float(np.abs(realised - weights).max()),
-        "rows": num_rows,
-        "row_length": row_length,
-        "pieces": len(length),
-        "split_documents": int((np.bincount(owner) > 1).sum()) if len(owner) else 0,
-        "truncated_tokens": truncated_tokens,
-        "stage_cut_tokens": cut_tokens,
-        "packing": algorithm,
-        "padding_fraction": round(1 - tokens / max(num_rows * row_length, 1), 6),
-        "window_rows": window_rows,
-        "stream_end": stream_end,
-    }
-    return Plan(
-        row_starts=row_starts.astype(np.int64),
-        piece_source=source[order],
-        piece_document=chosen.document[owner][order],
-        piece_start=start[order],
-        piece_length=length[order].astype(np.int32),
-        report=report,
-    )
+    seed: int,
+    shuffle: bool,
+    start: Sequence[int] | None,
+    chunk: int,
+) -> tuple[Streams, np.ndarray]:
+    """Each source's lengths as an int32 `.npy` file the workers map, and its token total."""
+    folder.mkdir(parents=True)
+    files, counts, totals = [], [], []
+    for index in range(len(lengths)):
+        source = lengths[index]
+        path = folder / f"source{index}.npy"
+        writer, total = NpyWriter(path, np.int32), 0
+        for begin in range(0, len(source), _WRITE_BLOCK):
+            block = np.asarray(source[begin : begin + _WRITE_BLOCK], dtype=np.int64)
+            if len(block) and (block.min() < 0 or block.max() >= 2**31):
+                raise DataError(
+                    f"Source {index} of the plan has a document length outside [0, 2^31) "
+                    f"near document {begin}: its lengths are damaged."
+                )
+            writer.append(block)
+            total += int(block.sum())
+        writer.close()
+        files.append(str(path))
+        counts.append(writer.size)
+        totals.append(total)
+        del source
+    chunks = tuple(max(1, min(chunk, n)) for n in counts)
+    streams = Streams(tuple(files), tuple(counts), seed, shuffle,
+                      tuple(start or [0] * len(lengths)), chunks)  # fmt: skip
+    return streams, np.array(totals, dtype=np.int64)
 
 
-def _fill(
-    window: np.ndarray,
-    owner: np.ndarray,
-    length: np.ndarray,
-    row_length: int,
-    algorithm: str,
-    free_rows: int,
-):
-    """(pieces, placement) of the longest prefix of `window` that ends with a whole document
-    and fits `free_rows` rows: the last window of a finite stage."""
-    ends = np.flatnonzero(np.r_[owner[window][1:] != owner[window][:-1], True]) + 1
-    candidates = np.r_[0, ends]
-    low, high = 0, len(candidates) - 1  # candidates[low] fits; find the largest that does
-    while low < high:
-        middle = (low + high + 1) // 2
-        if place(length[window[: candidates[middle]]], row_length, algorithm).num_rows <= free_rows:
-            low = middle
-        else:
-            high = middle - 1
-    count = int(candidates[low])
-    return count, place(length[window[:count]], row_length, algorithm)
+class _Builder:
+    """Drives one build: prefix sums of the streams, then the windows in order."""
+
+    def __init__(
+        self,
+        streams: Streams,
+        totals: np.ndarray,
+        weights: np.ndarray,
+        runner: Workers,
+        *,
+        row_length: int,
+        window_rows: int,
+        plan_tokens: int | None,
+        algorithm: str,
+        truncate: tuple[bool, ...],
+        rows: int | None,
+    ):
+        used = weights > 0
+        if (totals[used] == 0).any():
+            empty = int(np.flatnonzero((totals == 0) & used)[0])
+            raise DataError(f"Source {empty} of the plan holds no tokens.")
+        self.streams, self.totals, self.weights, self.runner = streams, totals, weights, runner
+        self.row_length, self.algorithm, self.truncate, self.rows = (
+            row_length, algorithm, truncate, rows
+        )  # fmt: skip
+        self.window_rows = window_rows
+        self.epoch_tokens = None if rows is not None else float(
+            plan_tokens or (totals[used] / weights[used]).max()
+        )  # fmt: skip
+        self.tokens_per_position = totals / np.maximum(streams.counts, 1)
+        documents_per_token = (weights[used] / self.tokens_per_position[used]).sum()
+        self.window_tokens = float(
+            max(1.0, min(window_rows * row_length, MAX_WINDOW_DOCUMENTS / documents_per_token))
+        )
+        self.sums = [np.zeros(1, np.int64) for _ in weights]
+        """Per source: tokens before each computed chunk of its stream, and after the last."""
+
+    def write(self, folder: Path, progress: bool) -> dict:
+        """Packs the windows into the plan's files in `folder`; returns the report."""
+        writers = {name: NpyWriter(folder / f"{name}.npy", dtype)
+                   for name, dtype in Plan.DTYPES.items()}  # fmt: skip
+        writers["row_starts"].append(np.zeros(1, np.int64))
+        count = len(self.weights)
+        taken = dict(rows=0, pieces=0, documents=0, split_documents=0, truncated_tokens=0)
+        source_tokens = np.zeros(count, np.int64)
+        stream_end = self.streams.start
+        submitted: collections.deque[WindowJob] = collections.deque()
+        windows = (
+            None if self.epoch_tokens is None else math.ceil(self.epoch_tokens / self.window_tokens)
+        )
+        bar = tqdm(total=windows, desc="planning", unit=" windows", disable=not progress)
+        results = self.runner.map(pack_window, self._jobs(windows, submitted))
+        try:
+            for window in results:
+                job = submitted.popleft()
+                if self.rows is not None and taken["rows"] + window.rows > self.rows:
+                    free_rows = self.rows - taken["rows"]
+                    window = pack_window(dataclasses.replace(job, free_rows=free_rows))
+                self._append(writers, window, taken["pieces"])
+                for key in taken:
+                    taken[key] += getattr(window, key)
+                source_tokens += window.source_tokens
+                stream_end = window.stream_end
+                bar.update()
+                if self.rows is not None and taken["rows"] >= self.rows:
+                    break
+        finally:
+            results.close()
+            bar.close()
+            for writer in writers.values():
+                writer.close()
+        tokens = int(source_tokens.sum())
+        realised = source_tokens / max(tokens, 1)
+        epochs = (
+            source_tokens if self.epoch_tokens is None else self.weights * self.epoch_tokens
+        ) / np.maximum(self.totals, 1)
+        return {
+            "source_tokens": self.totals.tolist(),
+            "weights": np.round(self.weights, 6).tolist(),
+            "epochs_per_source": np.round(epochs, 4).tolist(),
+            "epoch_tokens": tokens,
+            "documents": taken["documents"],
+            "realised_token_share": np.round(realised, 6).tolist(),
+            "largest_share_deviation": float(np.abs(realised - self.weights).max()),
+            "rows": taken["rows"],
+            "row_length": self.row_length,
+            "pieces": taken["pieces"],
+            "split_documents": taken["split_documents"],
+            "truncated_tokens": taken["truncated_tokens"],
+            "packing": self.algorithm,
+            "padding_fraction": round(1 - tokens / max(taken["rows"] * self.row_length, 1), 6),
+            "window_rows": self.window_rows,
+            "window_tokens": self.window_tokens,
+            "stream_end": list(stream_end),
+        }
+
+    @staticmethod
+    def _append(writers: dict[str, NpyWriter], window: Window, pieces_before: int) -> None:
+        writers["row_starts"].append(pieces_before + np.cumsum(window.row_pieces))
+        for name in Plan.ARRAYS[1:]:
+            writers[name].append(getattr(window, name))
+
+    def _jobs(self, windows: int | None, submitted: collections.deque) -> Iterator[WindowJob]:
+        """Window after window (endless for a finite stage: the caller stops)."""
+        index = 0
+        while windows is None or index < windows:
+            low = self._thresholds(index)
+            high = self._thresholds(index + 1, last=windows is not None and index + 1 == windows)
+            self._cover(high)
+            job = WindowJob(
+                self.streams,
+                tuple(self.weights.tolist()),
+                begin=self._cuts(low),
+                end=self._cuts(high),
+                row_length=self.row_length,
+                algorithm=self.algorithm,
+                truncate=self.truncate,
+            )
+            submitted.append(job)
+            yield job
+            index += 1
+
+    def _thresholds(self, index: int, last: bool = False) -> np.ndarray:
+        """Per source: the middle at which window `index` starts (NaN: weight 0)."""
+        thresholds = index * (self.window_tokens * self.weights)
+        if self.epoch_tokens is not None:
+            end = self.weights * self.epoch_tokens
+            thresholds = end if last else np.minimum(thresholds, end)
+        return np.where(self.weights > 0, thresholds, np.nan)
+
+    def _cuts(self, thresholds: np.ndarray) -> tuple[Cut | None, ...]:
+        cuts = []
+        for sums, threshold in zip(self.sums, thresholds.tolist(), strict=True):
+            if math.isnan(threshold):
+                cuts.append(None)
+                continue
+            chunk = max(0, int(np.searchsorted(sums, threshold, side="left")) - 1)
+            cuts.append(Cut(threshold, chunk, int(sums[chunk])))
+        return tuple(cuts)
+
+    def _cover(self, thresholds: np.ndarray) -> None:
+        """Computes (by the workers) the chunk sums that reach past every threshold."""
+        while True:
+            tasks = []
+            for source, (sums, threshold) in enumerate(zip(self.sums, thresholds, strict=True)):
+                if math.isnan(threshold) or sums[-1] > threshold:
+                    continue
+                missing = (threshold - sums[-1]) / self.tokens_per_position[source]
+                chunks = int(missing * 1.05 / self.streams.chunks[source]) + 1
+                first = len(sums) - 1
+                for begin in range(first, first + chunks, CHUNKS_PER_TASK):
+                    size = min(CHUNKS_PER_TASK, first + chunks - begin)
+                    tasks.append((self.streams, source, begin, size))
+            if not tasks:
+                return
+            found = collections.defaultdict(list)
+            for (_, source, _, _), sums in zip(
+                tasks, self.runner.map(chunk_sums, tasks), strict=True
+            ):
+                found[source].append(sums)
+            for source, parts in found.items():
+                more = self.sums[source][-1] + np.cumsum(np.concatenate(parts))
+                self.sums[source] = np.concatenate([self.sums[source], more])

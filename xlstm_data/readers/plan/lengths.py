@@ -3,7 +3,8 @@
 A plan's fingerprint covers a digest of every source's document lengths. The digests are kept
 beside the plans (`lengths/` in the plan folder), keyed by each source's identity (its files'
 sizes and content stamps), so a host that opens a stored plan reads no lengths at all: its
-start-up and memory do not grow with the number of documents.
+start-up and memory do not grow with the number of documents. A build reads each source's
+lengths once, as a sequence item (`lengths[s]`), and keeps none of them.
 """
 
 from __future__ import annotations
@@ -31,17 +32,15 @@ class DocumentLengths:
         one, else from the lengths, then kept)."""
         return [self._digest(index) for index in range(len(self.inputs))]
 
-    @functools.cached_property
-    def arrays(self) -> list[np.ndarray]:
-        """Tokens per document with the special tokens the pipeline adds (empty ones stay 0)."""
-        arrays = []
-        for index, input in enumerate(self.inputs):
-            raw = self._raw(index)
-            extra = len(input.tokens.prefix) + len(input.tokens.end_ids)
-            arrays.append(np.where(raw > 0, raw + extra, 0))
-        return arrays
+    def __len__(self) -> int:
+        return len(self.inputs)
 
-    @functools.cache  # noqa: B019 (one object per reader, cached for its life)
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Tokens per document of source `index` with the special tokens the pipeline adds
+        (empty ones stay 0)."""
+        raw, tokens = self._raw(index), self.inputs[index].tokens
+        return np.where(raw > 0, raw + len(tokens.prefix) + len(tokens.end_ids), 0)
+
     def _raw(self, index: int) -> np.ndarray:
         input = self.inputs[index]
         raw = input.source.document_lengths()

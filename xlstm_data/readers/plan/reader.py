@@ -31,7 +31,8 @@ from xlstm_data.readers.plan.batches import (
 )
 from xlstm_data.readers.plan.build import Plan
 from xlstm_data.readers.plan.lengths import DocumentLengths
-from xlstm_data.readers.plan.store import load_plan, plan_for
+from xlstm_data.readers.plan.parallel import Workers
+from xlstm_data.readers.plan.store import plan_for
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.telemetry import source_key
 from xlstm_data.workers import in_worker_processes, read_options
@@ -83,6 +84,7 @@ class PlanReader(ReaderBase):
         host_count: int,
         compact: bool = True,
         stages: Sequence[ResolvedStage] | None = None,
+        plan_workers: Workers | int | str | None = None,
     ):
         super().__init__(
             inputs,
@@ -125,6 +127,7 @@ class PlanReader(ReaderBase):
             "algorithm": first.config.placement,
             "shuffle": first.config.shuffle_data,
             "truncate": [i.config.truncate_documents for i in self.inputs],
+            "workers": plan_workers,
         }
         lengths = DocumentLengths(self.inputs, Path(plan_dir))
         self.parts = (
@@ -304,7 +307,7 @@ class PlanReader(ReaderBase):
         first = part.schedule.rows_before(local)
         rows = part.slots.rows(np.arange(first, first + part.schedule.global_rows(local)))
         if part.plan_folder not in self._plans:
-            self._plans[part.plan_folder] = load_plan(part.plan_folder)
+            self._plans[part.plan_folder] = Plan.open(part.plan_folder)
         pieces = row_pieces(self._plans[part.plan_folder], rows)
         pieces, _ = without_skipped(pieces, np.full(len(rows), step), self.skips)
         return part, rows, pieces

@@ -17,17 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from xlstm_data.io import atomic_folder
-from xlstm_data.readers.plan.build import Plan, build_plan
+from xlstm_data.readers.plan.build import REPORT_FILE, Plan, build_plan
 from xlstm_data.readers.plan.lengths import DocumentLengths
 from xlstm_data.readers.plan.lock import DEFAULT_WAIT_SECONDS, build_once
+from xlstm_data.readers.plan.parallel import Workers
 
 LOGGER = logging.getLogger(__name__)
 
-PLAN_FORMAT_VERSION = 3
-_REPORT = "report.json"
+PLAN_FORMAT_VERSION = 4
 
 
 def plan_fingerprint(length_digests: Sequence[str], settings: dict[str, Any]) -> str:
@@ -36,22 +33,6 @@ def plan_fingerprint(length_digests: Sequence[str], settings: dict[str, Any]) ->
     for source_digest in length_digests:
         digest.update(source_digest.encode())
     return digest.hexdigest()
-
-
-def load_plan(folder: Path) -> Plan:
-    """A saved plan, its arrays memory-mapped (nothing is read until used)."""
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in Plan.ARRAYS}
-    report = json.loads((folder / _REPORT).read_text())
-    return Plan(**arrays, report=report)
-
-
-def save_plan(plan: Plan, folder: Path) -> None:
-    """Writes the plan into a temporary sibling folder, then renames it to `folder` (another
-    host may have put the same plan there first)."""
-    with atomic_folder(folder) as partial:
-        for name in Plan.ARRAYS:
-            np.save(partial / f"{name}.npy", getattr(plan, name))
-        (partial / _REPORT).write_text(json.dumps(plan.report, indent=1) + "\n")
 
 
 def plan_for(
@@ -69,11 +50,13 @@ def plan_for(
     truncate: Sequence[bool],
     stage: dict[str, Any] | None = None,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    workers: Workers | int | str | None = None,
 ) -> tuple[Plan, str, Path]:
     """The plan of these inputs, its fingerprint and its folder: loaded when saved before, else
     built, saved and reported. `stage` (a schedule's stage: its `start` stream positions,
     exact `rows`, and the fingerprint of the stage before) makes it the plan of that stage.
-    A missing plan is built by one process; the others wait for it (`lock.build_once`)."""
+    A missing plan is built by one process (its tasks run by `workers`); the others wait for
+    it (`lock.build_once`)."""
     all_settings = (
         settings
         | ({"stage": stage} if stage is not None else {})
@@ -94,8 +77,9 @@ def plan_for(
 
     def build() -> None:
         plan = build_plan(
-            lengths.arrays,
+            lengths,
             weights,
+            folder,
             row_length=row_length,
             seed=seed,
             window_rows=window_rows,
@@ -105,14 +89,14 @@ def plan_for(
             truncate=truncate,
             start=None if stage is None else stage["start"],
             rows=None if stage is None else stage["rows"],
+            workers=workers,
+            report={"fingerprint": fingerprint},
         )
-        plan.report["fingerprint"] = fingerprint
-        save_plan(plan, folder)
         LOGGER.info("Built a global plan in %s: %s", folder, _summary(plan.report))
 
-    if not build_once(folder, (folder / _REPORT).is_file, build, wait_seconds=wait_seconds):
+    if not build_once(folder, (folder / REPORT_FILE).is_file, build, wait_seconds=wait_seconds):
         LOGGER.info("Using the plan in %s.", folder)
-    return load_plan(folder), fingerprint, folder
+    return Plan.open(folder), fingerprint, folder
 
 
 def _summary(report: dict) -> str:

@@ -1,0 +1,110 @@
+"""Who runs a plan build's tasks: this process, a pool of local worker processes, or Ray.
+
+Every task is a pure function of small, picklable arguments (the lengths are files every
+worker memory-maps), so the plan is the same byte for byte whichever runs it. `map` yields
+results in order with a bounded number of tasks in flight: the driver writes each window as
+it comes, and its memory stays that of a few windows.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from xlstm_data.errors import ConfigError
+
+TASK_RETRIES = 3
+
+
+class InProcess:
+    """Tasks run one after the other in this process."""
+
+    workers = 1
+
+    def map(self, task: Callable, items: Iterable) -> Iterator[Any]:
+        return (task(item) for item in items)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessPool:
+    """Tasks run in `workers` local processes (forkserver: safe next to JAX's threads)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+
+    def map(self, task: Callable, items: Iterable) -> Iterator[Any]:
+        return _in_order((self._pool.submit(task, item) for item in items),
+                         2 * self.workers, concurrent.futures.Future.result)  # fmt: skip
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+class RayTasks:
+    """Tasks run as Ray tasks on the cluster at `address` ("auto": the one this machine belongs
+    to, "local": one started here), each retried when its worker dies."""
+
+    def __init__(self, address: str = "auto"):
+        try:
+            import ray
+        except ImportError as error:
+            raise ConfigError("plan --ray needs Ray: pip install 'xlstm-data[ray]'") from error
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=None if address == "local" else address, log_to_driver=False)
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.nodes: set[str] = set()
+        """The nodes that ran a task."""
+        self._remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_plan_task)
+
+    def map(self, task: Callable, items: Iterable) -> Iterator[Any]:
+        submitted = (self._remote.remote(task, item) for item in items)
+        for result, node in _in_order(submitted, 2 * self.workers, self._ray.get):
+            self.nodes.add(node)
+            yield result
+
+    def close(self) -> None:
+        pass  # the cluster outlives the build
+
+
+Workers = InProcess | ProcessPool | RayTasks
+
+
+def plan_workers(spec: int | str | None) -> Workers:
+    """`None` or 1: this process; N: N local processes; "ray" or "ray:ADDRESS": Ray."""
+    if spec is None or spec == 1 or spec == "1":
+        return InProcess()
+    if isinstance(spec, str) and spec.startswith("ray"):
+        return RayTasks(spec.partition(":")[2] or "auto")
+    count = (os.cpu_count() or 1) if spec == "auto" else int(spec)
+    if count < 1:
+        raise ConfigError(f"plan workers must be at least 1, got {spec!r}.")
+    return InProcess() if count == 1 else ProcessPool(count)
+
+
+def _plan_task(task: Callable, item: Any) -> tuple[Any, str]:
+    """A task on a Ray worker, and the node it ran on."""
+    import ray
+
+    return task(item), ray.get_runtime_context().get_node_id()
+
+
+def _in_order(submitted: Iterator, in_flight: int, result: Callable) -> Iterator[Any]:
+    """Results of the submitted tasks in order, at most `in_flight` of them running; tasks not
+    yet taken are never submitted when the caller stops early."""
+    pending: collections.deque = collections.deque()
+    for handle in submitted:
+        pending.append(handle)
+        if len(pending) >= in_flight:
+            yield result(pending.popleft())
+    while pending:
+        yield result(pending.popleft())
