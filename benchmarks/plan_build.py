@@ -1,12 +1,16 @@
-"""Global plans: build time and peak memory for 10^6 and 10^7 documents, steady-state
-tokens/s of plan batches next to the online packing path on the same token cache, and the
-start of a host on a stored plan (`--open-documents`: time to the first batch, peak RSS).
+"""Global plans: build time and peak memory by documents and workers, steady-state tokens/s
+of plan batches next to the online packing path on the same token cache, and the start of a
+host on a stored plan (`--open-documents`: time to the first batch, peak RSS).
 
-    .venv/bin/python benchmarks/plan_build.py [--documents 1000000 10000000] [--repeats 3]
+    .venv/bin/python benchmarks/plan_build.py [--documents 1000000 10000000] [--workers 1 2]
+        [--repeats 3]
 
-Build variants (each in its own process): `build:N` builds the plan of N documents (log-normal
-lengths, median 300, three sources weighted 0.5/0.3/0.2) from their lengths alone. Read
-variants on one pre-tokenized token cache (16 x 2048 batches, 1 device):
+Build variants (each in its own process): `build:N:W` builds the plan of N documents
+(log-normal lengths, median 300, three sources weighted 0.5/0.3/0.2, read from memory-mapped
+length files written once under --workdir) with W local worker processes. Its peak RSS is
+sampled over the process and its workers: `peak_rss_mb` (the driver), `workers_rss_mb` (all
+workers together, at their peak), `anonymous_mb` (the driver's memory that is not pages of
+mapped files). Read variants on one pre-tokenized token cache (16 x 2048 batches, 1 device):
   plan_global     make_grain_iterator with plan="global"
   online_packing  make_grain_iterator with grain_packing=True (the online path)
 """
@@ -14,7 +18,9 @@ variants on one pre-tokenized token cache (16 x 2048 batches, 1 device):
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import threading
 import time
 
 import numpy as np
@@ -29,26 +35,88 @@ from harness import (
     variant_parser,
 )
 
+SHARES = (0.5, 0.3, 0.2)
 
-def run_build(args, documents: int) -> dict:
-    from xlstm_data.readers.plan.build import build_plan
+
+def length_files(args, documents: int) -> list[np.ndarray]:
+    """The three sources' document lengths as `.npy` files (written once, 10^7 at a time),
+    memory-mapped."""
+    from numpy.lib.format import open_memmap
 
     median, sigma, _ = LENGTH_MIXES[args.length_mix]
-    lengths = lognormal_lengths(documents, median=median, sigma=sigma, seed=0)
-    shares = np.array([0.5, 0.3, 0.2])
-    sizes = (shares * documents).astype(int)
-    split = np.split(lengths, np.cumsum(sizes)[:-1])
+    folder = args.workdir / f"plan_lengths_{args.length_mix}_{documents}"
+    arrays = []
+    for index, share in enumerate(SHARES):
+        path = folder / f"source{index}.npy"
+        if not path.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            size = int(share * documents)
+            array = open_memmap(path.with_suffix(".partial"), "w+", np.int64, (size,))
+            for begin in range(0, size, 10**7):
+                count = min(10**7, size - begin)
+                seed = index * 10**4 + begin // 10**7
+                array[begin : begin + count] = lognormal_lengths(
+                    count, median=median, sigma=sigma, seed=seed
+                )
+            array.flush()
+            del array
+            path.with_suffix(".partial").rename(path)
+        arrays.append(np.load(path, mmap_mode="r"))
+    return arrays
+
+
+class TreeMemory:
+    """Samples the RSS of this process and of its descendants (the workers) every 50 ms."""
+
+    def __init__(self):
+        import psutil
+
+        self._process, self._gone = psutil.Process(), psutil.Error
+        self.workers_mb = 0.0
+        self.anonymous_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                workers = sum(c.memory_info().rss for c in self._process.children(recursive=True))
+                info = self._process.memory_full_info()
+            except self._gone:  # a worker ended between listing and reading
+                continue
+            self.workers_mb = max(self.workers_mb, workers / 2**20)
+            self.anonymous_mb = max(self.anonymous_mb, (info.rss - info.shared) / 2**20)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_build(args, value: str) -> dict:
+    from xlstm_data.readers.plan.build import build_plan
+
+    documents, workers = (int(v) for v in value.split(":"))
+    lengths = length_files(args, documents)
+    folder = args.workdir / f"plan_build_{documents}_{workers}"
+    shutil.rmtree(folder, ignore_errors=True)
+    memory = TreeMemory()
     started = time.perf_counter()
-    plan = build_plan(
-        split, list(shares), row_length=2048, seed=0, window_rows=65_536, progress=False
-    )
-    return {
-        "build_s": round(time.perf_counter() - started, 2),
+    plan = build_plan(lengths, list(SHARES), folder, row_length=2048, seed=0,
+                      window_rows=65_536, progress=False, workers=workers)  # fmt: skip
+    seconds = time.perf_counter() - started
+    memory.stop()
+    figures = {
+        "build_s": round(seconds, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "workers_rss_mb": round(memory.workers_mb, 1),
+        "anonymous_mb": round(memory.anonymous_mb, 1),
         "rows": plan.num_rows,
         "padding_fraction": plan.report["padding_fraction"],
         "largest_share_deviation": round(plan.report["largest_share_deviation"], 6),
     }
+    shutil.rmtree(folder)
+    return figures
 
 
 def token_cache(args):
@@ -141,6 +209,7 @@ def run_open(args, documents: int) -> dict:
 def main() -> None:
     parser = variant_parser(__doc__)
     parser.add_argument("--documents", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--read-documents", type=int, default=20_000)
     add_length_mix(parser)
     parser.add_argument("--steps", type=int, default=200)
@@ -151,25 +220,36 @@ def main() -> None:
         default=[1_000_000],
         help="documents of the stored plans whose opening is timed",
     )
+    parser.add_argument("--skip-reads", action="store_true", help="only the build variants")
     args = parser.parse_args()
     if args.variant:
-        kind, value = args.variant.split(":")
-        runs = {"build": run_build, "open": run_open, "prebuild": run_open}
-        figures = runs[kind](args, int(value)) if kind in runs else run_read(args, value)
+        kind, value = args.variant.split(":", 1)
+        if kind == "build":
+            figures = run_build(args, value)
+        elif kind in ("open", "prebuild"):
+            figures = run_open(args, int(value))
+        else:
+            figures = run_read(args, value)
         print(json.dumps(figures))
         return
-    token_cache(args)
     passed = variant_args(sys.argv[1:])
-    builds = run_variants(
-        __file__, [f"build:{n}" for n in args.documents], passed, repeats=args.repeats
-    )
+    variants = [f"build:{n}:{w}" for n in args.documents for w in args.workers]
+    builds = run_variants(__file__, variants, passed, repeats=args.repeats)
     print(f"\nplan build (median of {args.repeats})")
-    print(f"{'documents':>12}{'build_s':>10}{'peak_rss_mb':>14}{'rows':>12}{'padding':>10}")
+    print(f"{'documents':>12}{'workers':>8}{'build_s':>10}{'driver_mb':>11}{'anon_mb':>9}"
+          f"{'workers_mb':>12}{'rows':>12}{'padding':>10}")  # fmt: skip
     for name, figures in builds.items():
+        _, documents, workers = name.split(":")
         print(
-            f"{int(name.split(':')[1]):>12,}{figures['build_s']:>10}{figures['peak_rss_mb']:>14}"
-            f"{int(figures['rows']):>12,}{figures['padding_fraction']:>10.4%}"
+            f"{int(documents):>12,}{workers:>8}{figures['build_s']:>10}"
+            f"{figures['peak_rss_mb']:>11}{figures['anonymous_mb']:>9}"
+            f"{figures['workers_rss_mb']:>12}{int(figures['rows']):>12,}"
+            f"{figures['padding_fraction']:>10.4%}"
         )
+    if args.skip_reads:
+        print(json.dumps({"benchmark": "plan build", "build": builds}))
+        return
+    token_cache(args)
     reads = run_variants(__file__, ["read:global", "read:online"], passed, repeats=args.repeats)
     print(f"\nsteady state on a token cache (median of {args.repeats})")
     for name, figures in reads.items():

@@ -11,16 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 _ROUNDS = 4
+_BLOCK = 1 << 15
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
 def _mix(values: np.ndarray, key: np.uint64) -> np.ndarray:
-    """splitmix64 finaliser of (values ^ key): a fast, well-spread round function."""
+    """splitmix64 finaliser of (values ^ key): a fast, well-spread round function (in place
+    on one new array: it runs over every position of a plan twice)."""
     z = values ^ key
-    z = (z ^ (z >> np.uint64(30))) * _MIX_1
-    z = (z ^ (z >> np.uint64(27))) * _MIX_2
-    return z ^ (z >> np.uint64(31))
+    z ^= z >> np.uint64(30)
+    z *= _MIX_1
+    z ^= z >> np.uint64(27)
+    z *= _MIX_2
+    z ^= z >> np.uint64(31)
+    return z
 
 
 class RandomPermutation:
@@ -40,20 +45,29 @@ class RandomPermutation:
         left = x >> self._half_bits
         right = x & self._half_mask
         for key in self._keys:
-            left, right = right, left ^ (_mix(right, key) & self._half_mask)
-        return (left << self._half_bits) | right
+            mixed = _mix(right, key)
+            mixed &= self._half_mask
+            mixed ^= left
+            left, right = right, mixed
+        left <<= self._half_bits
+        left |= right
+        return left
 
     def __call__(self, positions: np.ndarray | int) -> np.ndarray:
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size and (positions.min() < 0 or positions.max() >= self.size):
             raise IndexError(f"positions must lie in [0, {self.size}).")
+        values = positions.astype(np.uint64).reshape(-1)
         with np.errstate(over="ignore"):
-            values = positions.astype(np.uint64).reshape(-1)
-            outside = np.ones(values.shape, dtype=bool)
-            # Cycle walking: re-apply the bijection of the larger domain until inside [0, size).
-            while outside.any():
-                values[outside] = self._feistel(values[outside])
-                outside = values >= np.uint64(self.size)
+            for begin in range(0, len(values), _BLOCK):  # blocks that stay in the CPU's cache
+                block = self._feistel(values[begin : begin + _BLOCK])
+                # Cycle walking: re-apply the bijection of the larger domain until in [0, size).
+                walking = np.flatnonzero(block >= np.uint64(self.size))
+                while len(walking):
+                    moved = self._feistel(block[walking])
+                    block[walking] = moved
+                    walking = walking[moved >= np.uint64(self.size)]
+                values[begin : begin + _BLOCK] = block
         return values.astype(np.int64).reshape(positions.shape)
 
 

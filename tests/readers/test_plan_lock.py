@@ -77,8 +77,9 @@ def test_plan_command_builds_once_and_hosts_find_it(tmp_path, cache, capsys):
         f"max_target_length: 64\ngrain_packing: true\nplan: global\n"
         f"plan_dir: {tmp_path / 'plans'}\n"
     )
-    main(["plan", str(config)])
+    main(["plan", str(config), "--workers", "2"])  # built by two worker processes
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["workers"] == 2
     (plan,) = first["plans"]
     report = Path(plan["folder"]) / "report.json"
     assert report.is_file() and plan["rows"] > 0
@@ -86,7 +87,7 @@ def test_plan_command_builds_once_and_hosts_find_it(tmp_path, cache, capsys):
     main(["plan", str(config)])  # found, not built again
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report.stat().st_mtime_ns == stamp
-    assert again["plans"] == first["plans"]
+    assert again["plans"] == first["plans"] and again["workers"] == 1
     configs, _ = load_configs(config)
     with make_grain_iterator(configs, jax.make_mesh((8,), ("data",)), [0]) as iterator:
         assert iterator.reader.fingerprint == plan["fingerprint"]

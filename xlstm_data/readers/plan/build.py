@@ -217,6 +217,12 @@ class _Builder:
             None if self.epoch_tokens is None else math.ceil(self.epoch_tokens / self.window_tokens)
         )
         bar = tqdm(total=windows, desc="planning", unit=" windows", disable=not progress)
+        # The chunk sums every window needs, in one parallel pass (a stage: its estimate).
+        if windows is not None:
+            self._cover(self._thresholds(windows, last=True))
+        else:
+            estimate = (self.rows * self.row_length * 1.1 + 2 * self.window_tokens) * self.weights
+            self._cover(np.where(self.weights > 0, estimate, np.nan))
         results = self.runner.map(pack_window, self._jobs(windows, submitted))
         try:
             for window in results:
@@ -314,7 +320,8 @@ class _Builder:
                 if math.isnan(threshold) or sums[-1] > threshold:
                     continue
                 missing = (threshold - sums[-1]) / self.tokens_per_position[source]
-                chunks = int(missing * 1.05 / self.streams.chunks[source]) + 1
+                # A stage that needs more than estimated grows its sums by half at least.
+                chunks = int(missing * 1.05 / self.streams.chunks[source]) + len(sums) // 2 + 1
                 first = len(sums) - 1
                 for begin in range(first, first + chunks, CHUNKS_PER_TASK):
                     size = min(CHUNKS_PER_TASK, first + chunks - begin)
