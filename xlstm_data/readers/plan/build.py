@@ -102,12 +102,13 @@ def build_plan(
     report: dict | None = None,
 ) -> Plan:
     """Builds into `folder` the plan of one epoch over sources with these document lengths
-    (special tokens included; arrays or memory maps, read once), mixed by `weights` in
-    tokens; sources with `truncate[s]` keep only the first row's worth of each document. Each
-    source's documents start at stream position `start[s]`. With `rows`, the plan is a finite
-    stage of exactly that many rows: documents are taken until the rows are full (the next
-    stage starts at `report["stream_end"]`). `workers` run the tasks (`plan_workers`); the
-    plan does not depend on them, nor on `chunk`. `report` is stored with the plan's own."""
+    (special tokens included; arrays, memory maps or anything sliced in blocks, read once),
+    mixed by `weights` in tokens; sources with `truncate[s]` keep only the first row's worth
+    of each document. Each source's documents start at stream position `start[s]`. With
+    `rows`, the plan is a finite stage of exactly that many rows: documents are taken until
+    the rows are full (the next stage starts at `report["stream_end"]`). `workers` run the
+    tasks (`plan_workers`); the plan does not depend on them, nor on `chunk`. `report` is
+    stored with the plan's own."""
     runner = workers if isinstance(workers, Workers) else plan_workers(workers)
     count = len(lengths)
     try:

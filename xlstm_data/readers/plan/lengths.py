@@ -21,6 +21,21 @@ from xlstm_data.io import atomic_path
 from xlstm_data.readers.inputs import Input
 
 
+class WithSpecialTokens:
+    """Raw document lengths plus `extra` special tokens for every non-empty document, sliced
+    without a second copy of the whole array."""
+
+    def __init__(self, raw: np.ndarray, extra: int):
+        self.raw, self.extra = raw, extra
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        raw = self.raw[index]
+        return np.where(raw > 0, raw + self.extra, 0)
+
+
 class DocumentLengths:
     def __init__(self, inputs: list[Input], plan_dir: Path):
         self.inputs = inputs
@@ -35,11 +50,11 @@ class DocumentLengths:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    def __getitem__(self, index: int) -> WithSpecialTokens:
         """Tokens per document of source `index` with the special tokens the pipeline adds
-        (empty ones stay 0)."""
-        raw, tokens = self._raw(index), self.inputs[index].tokens
-        return np.where(raw > 0, raw + len(tokens.prefix) + len(tokens.end_ids), 0)
+        (empty ones stay 0), computed per slice: a build reads it in blocks."""
+        tokens = self.inputs[index].tokens
+        return WithSpecialTokens(self._raw(index), len(tokens.prefix) + len(tokens.end_ids))
 
     def _raw(self, index: int) -> np.ndarray:
         input = self.inputs[index]
