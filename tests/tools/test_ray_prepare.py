@@ -14,12 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from plan_data import stream, write_stream
 
 from xlstm_data.readers.plan.build import build_plan
 from xlstm_data.readers.plan.parallel import RayTasks
 from xlstm_data.sources.token_cache_files import METADATA_FILE, CacheMetadata
 from xlstm_data.tools import text_inputs
 from xlstm_data.tools.prepare import prepare_cache
+from xlstm_data.tools.cli import main
 from xlstm_data.tools.ray_prepare import prepare_cache_on_ray, shard_ranges
 from xlstm_data.tools.text_inputs import TextInput
 
@@ -172,3 +174,19 @@ def test_the_plan_is_the_local_one_byte_for_byte_even_when_a_worker_dies(cluster
     killer.join()
     assert killed, "a planning worker was killed mid-run"
     assert same_folders(tmp_path / "local", tmp_path / "killed")
+
+
+def test_plan_command_on_ray_stores_the_local_plan(cluster, tmp_path, capsys):
+    tokens = write_stream(tmp_path / "web", stream(3_000, seed=4, first_token=1000))
+    plans = {}
+    for name, flags in (("local", []), ("ray", ["--ray", "auto"])):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(
+            f"data_config_type: memmap\ndata_files: {tokens}\nrecords: documents\n"
+            f"eod_token_id: 2\nglobal_batch_size: 8\nmax_target_length: 64\nplan: global\n"
+            f"plan_window_rows: 16\nplan_dir: {tmp_path / name}\n"
+        )
+        main(["plan", str(config), *flags])
+        (plans[name],) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["plans"]
+    assert plans["ray"]["fingerprint"] == plans["local"]["fingerprint"]
+    assert same_folders(Path(plans["local"]["folder"]), Path(plans["ray"]["folder"]))
