@@ -20,8 +20,8 @@ from xlstm_data.readers.plan.build import build_plan
 from xlstm_data.readers.plan.parallel import RayTasks
 from xlstm_data.sources.token_cache_files import METADATA_FILE, CacheMetadata
 from xlstm_data.tools import text_inputs
-from xlstm_data.tools.prepare import prepare_cache
 from xlstm_data.tools.cli import main
+from xlstm_data.tools.prepare import prepare_cache
 from xlstm_data.tools.ray_prepare import prepare_cache_on_ray, shard_ranges
 from xlstm_data.tools.text_inputs import TextInput
 
