@@ -26,7 +26,9 @@ def reference_plan(lengths, weights, *, row_length, seed, window_rows, shuffle, 
     totals = np.array([n.sum() for n in lengths])
     window = float(window_rows * row_length)
     epoch = None if rows is not None else (totals[weights > 0] / weights[weights > 0]).max()
-    needed = epoch if epoch is not None else 4 * rows * row_length + 4 * window
+    # A finite stage: enough tokens for its rows even when every document is truncated.
+    longest = max(row_length, *(int(n.max()) for n in lengths))
+    needed = epoch if epoch is not None else 4 * rows * longest + 4 * window
     count = int(np.ceil(epoch / window)) if epoch is not None else int(needed / window) + 2
     streams, cuts = [], {}  # cuts[s][j]: where window j starts in source s's stream
     for s, n in enumerate(lengths):

@@ -16,7 +16,8 @@ there are (`parallel.py`: local processes or Ray):
 3. **Splitting.** Documents longer than a row become row-length pieces (the rule of
    `stages/split.py`); no token is dropped, unless a source truncates (its first piece only).
 4. **Packing.** Each window's pieces are placed by the packing algorithm
-   (`xlstm_data/packing/`), and the driver appends them to the plan's files in window order.
+   (`xlstm_data/packing/`), and the driver appends them to the plan's files in window order,
+   holding at most 2 windows per worker.
 
 Rows are numbered window after window; the order in which an epoch visits them is a separate
 seeded permutation per epoch (see batches.py), so the plan is built once.
@@ -25,10 +26,12 @@ seeded permutation per epoch (see batches.py), so the plan is built once.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import math
 import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -43,7 +46,8 @@ from xlstm_data.readers.plan.windows import Cut, Window, WindowJob, pack_window
 
 REPORT_FILE = "report.json"
 MAX_WINDOW_DOCUMENTS = 1 << 21
-"""Documents per window at most: a window's arrays stay within a few hundred MB."""
+"""Documents per window on average at most (B is set from the mixture's mean length): a
+window's arrays stay within a few hundred MB."""
 CHUNK_POSITIONS = 4096
 """Stream positions per prefix-sum chunk: a window reads one chunk per source to find its
 start."""
@@ -110,25 +114,27 @@ def build_plan(
     tasks (`plan_workers`); the plan does not depend on them, nor on `chunk`. `report` is
     stored with the plan's own."""
     runner = workers if isinstance(workers, Workers) else plan_workers(workers)
-    count = len(lengths)
+    folder, count = Path(folder), len(lengths)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Beside the plan, not in it: workers may still map the files when it is renamed.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.lengths.", dir=folder.parent))
     try:
-        with atomic_folder(Path(folder)) as partial:
-            streams, totals = _write_lengths(lengths, partial / "build", seed=seed,
-                                             shuffle=shuffle, start=start, chunk=chunk)  # fmt: skip
+        with atomic_folder(folder) as partial:
+            streams, totals = _write_lengths(lengths, scratch, seed=seed, shuffle=shuffle,
+                                             start=start, chunk=chunk)  # fmt: skip
             builder = _Builder(
                 streams, totals, np.asarray(weights, np.float64) / np.sum(weights), runner,
                 row_length=row_length, window_rows=window_rows, plan_tokens=plan_tokens,
                 algorithm=algorithm, truncate=tuple(truncate or [False] * count), rows=rows,
             )  # fmt: skip
             plan_report = builder.write(partial, progress) | {"seed": seed} | (report or {})
-            release_lengths()
-            shutil.rmtree(partial / "build")
             (partial / REPORT_FILE).write_text(json.dumps(plan_report, indent=1) + "\n")
     finally:
         release_lengths()
         if runner is not workers:
             runner.close()
-    return Plan.open(Path(folder))
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Plan.open(folder)
 
 
 def _write_lengths(
@@ -141,22 +147,21 @@ def _write_lengths(
     chunk: int,
 ) -> tuple[Streams, np.ndarray]:
     """Each source's lengths as an int32 `.npy` file the workers map, and its token total."""
-    folder.mkdir(parents=True)
     files, counts, totals = [], [], []
     for index in range(len(lengths)):
         source = lengths[index]
         path = folder / f"source{index}.npy"
-        writer, total = NpyWriter(path, np.int32), 0
-        for begin in range(0, len(source), _WRITE_BLOCK):
-            block = np.asarray(source[begin : begin + _WRITE_BLOCK], dtype=np.int64)
-            if len(block) and (block.min() < 0 or block.max() >= 2**31):
-                raise DataError(
-                    f"Source {index} of the plan has a document length outside [0, 2^31) "
-                    f"near document {begin}: its lengths are damaged."
-                )
-            writer.append(block)
-            total += int(block.sum())
-        writer.close()
+        total = 0
+        with contextlib.closing(NpyWriter(path, np.int32)) as writer:
+            for begin in range(0, len(source), _WRITE_BLOCK):
+                block = np.asarray(source[begin : begin + _WRITE_BLOCK], dtype=np.int64)
+                if len(block) and (block.min() < 0 or block.max() >= 2**31):
+                    raise DataError(
+                        f"Source {index} of the plan has a document length outside [0, 2^31) "
+                        f"near document {begin}: its lengths are damaged."
+                    )
+                writer.append(block)
+                total += int(block.sum())
         files.append(str(path))
         counts.append(writer.size)
         totals.append(total)
@@ -206,8 +211,16 @@ class _Builder:
 
     def write(self, folder: Path, progress: bool) -> dict:
         """Packs the windows into the plan's files in `folder`; returns the report."""
-        writers = {name: NpyWriter(folder / f"{name}.npy", dtype)
-                   for name, dtype in Plan.DTYPES.items()}  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(contextlib.closing(NpyWriter(folder / f"{name}.npy", t)))
+                for name, t in Plan.DTYPES.items()
+            }
+            return self._write(writers, stack, progress)
+
+    def _write(
+        self, writers: dict[str, NpyWriter], stack: contextlib.ExitStack, progress: bool
+    ) -> dict:
         writers["row_starts"].append(np.zeros(1, np.int64))
         count = len(self.weights)
         taken = dict(rows=0, pieces=0, documents=0, split_documents=0, truncated_tokens=0)
@@ -217,33 +230,32 @@ class _Builder:
         windows = (
             None if self.epoch_tokens is None else math.ceil(self.epoch_tokens / self.window_tokens)
         )
-        bar = tqdm(total=windows, desc="planning", unit=" windows", disable=not progress)
+        bar = stack.enter_context(
+            tqdm(total=windows, desc="planning", unit=" windows", disable=not progress)
+        )
         # The chunk sums every window needs, in one parallel pass (a stage: its estimate).
+        in_flight = None
         if windows is not None:
             self._cover(self._thresholds(windows, last=True))
         else:
-            estimate = (self.rows * self.row_length * 1.1 + 2 * self.window_tokens) * self.weights
-            self._cover(np.where(self.weights > 0, estimate, np.nan))
-        results = self.runner.map(pack_window, self._jobs(windows, submitted))
-        try:
-            for window in results:
-                job = submitted.popleft()
-                if self.rows is not None and taken["rows"] + window.rows > self.rows:
-                    free_rows = self.rows - taken["rows"]
-                    window = pack_window(dataclasses.replace(job, free_rows=free_rows))
-                self._append(writers, window, taken["pieces"])
-                for key in taken:
-                    taken[key] += getattr(window, key)
-                source_tokens += window.source_tokens
-                stream_end = window.stream_end
-                bar.update()
-                if self.rows is not None and taken["rows"] >= self.rows:
-                    break
-        finally:
-            results.close()
-            bar.close()
-            for writer in writers.values():
-                writer.close()
+            needed = self.rows * self.row_length * 1.1 + 2 * self.window_tokens
+            self._cover(np.where(self.weights > 0, needed * self.weights, np.nan))
+            in_flight = math.ceil(needed / self.window_tokens)  # no windows packed for nothing
+        results = self.runner.map(pack_window, self._jobs(windows, submitted), in_flight)
+        stack.callback(results.close)
+        for window in results:
+            job = submitted.popleft()
+            if self.rows is not None and taken["rows"] + window.rows > self.rows:
+                free_rows = self.rows - taken["rows"]
+                window = pack_window(dataclasses.replace(job, free_rows=free_rows))
+            self._append(writers, window, taken["pieces"])
+            for key in taken:
+                taken[key] += getattr(window, key)
+            source_tokens += window.source_tokens
+            stream_end = window.stream_end
+            bar.update()
+            if self.rows is not None and taken["rows"] >= self.rows:
+                break
         tokens = int(source_tokens.sum())
         realised = source_tokens / max(tokens, 1)
         epochs = (

@@ -4,7 +4,8 @@ A plan's fingerprint covers a digest of every source's document lengths. The dig
 beside the plans (`lengths/` in the plan folder), keyed by each source's identity (its files'
 sizes and content stamps), so a host that opens a stored plan reads no lengths at all: its
 start-up and memory do not grow with the number of documents. A build reads each source's
-lengths once, as a sequence item (`lengths[s]`), and keeps none of them.
+lengths as a sequence item (`lengths[s]`, special tokens added block by block); the raw
+lengths are kept while the reader is built (its digest and its plan both need them).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class DocumentLengths:
         tokens = self.inputs[index].tokens
         return WithSpecialTokens(self._raw(index), len(tokens.prefix) + len(tokens.end_ids))
 
+    @functools.cache  # noqa: B019 (one object per reader construction)
     def _raw(self, index: int) -> np.ndarray:
         input = self.inputs[index]
         raw = input.source.document_lengths()

@@ -2,14 +2,16 @@
 
 Every task is a pure function of small, picklable arguments (the lengths are files every
 worker memory-maps), so the plan is the same byte for byte whichever runs it. `map` yields
-results in order with a bounded number of tasks in flight: the driver writes each window as
-it comes, and its memory stays that of a few windows.
+results in order with at most `in_flight` tasks (2 per worker by default) submitted and not
+yet taken: the driver writes each window as it comes and holds at most that many. When the
+caller stops early, the tasks not yet started are cancelled.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 from xlstm_data.errors import ConfigError
 
+LOGGER = logging.getLogger(__name__)
 TASK_RETRIES = 3
 
 
@@ -25,7 +28,7 @@ class InProcess:
 
     workers = 1
 
-    def map(self, task: Callable, items: Iterable) -> Iterator[Any]:
+    def map(self, task: Callable, items: Iterable, in_flight: int | None = None) -> Iterator[Any]:
         return (task(item) for item in items)
 
     def close(self) -> None:
@@ -41,9 +44,10 @@ class ProcessPool:
             workers, mp_context=multiprocessing.get_context("forkserver")
         )
 
-    def map(self, task: Callable, items: Iterable) -> Iterator[Any]:
-        return _in_order((self._pool.submit(task, item) for item in items),
-                         2 * self.workers, concurrent.futures.Future.result)  # fmt: skip
+    def map(self, task: Callable, items: Iterable, in_flight: int | None = None) -> Iterator[Any]:
+        submitted = (self._pool.submit(task, item) for item in items)
+        future = concurrent.futures.Future
+        return _in_order(submitted, _limit(in_flight, self.workers), future.result, future.cancel)
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
@@ -66,11 +70,18 @@ class RayTasks:
         """The nodes that ran a task."""
         self._remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_plan_task)
 
-    def map(self, task: Callable, items: Iterable) -> Iterator[Any]:
+    def map(self, task: Callable, items: Iterable, in_flight: int | None = None) -> Iterator[Any]:
         submitted = (self._remote.remote(task, item) for item in items)
-        for result, node in _in_order(submitted, 2 * self.workers, self._ray.get):
+        limit = _limit(in_flight, self.workers)
+        for result, node in _in_order(submitted, limit, self._ray.get, self._cancel):
             self.nodes.add(node)
             yield result
+
+    def _cancel(self, handle: Any) -> None:
+        try:
+            self._ray.cancel(handle)
+        except Exception as error:  # a task that already ended cannot be cancelled
+            LOGGER.debug("Could not cancel a plan task: %s", error)
 
     def close(self) -> None:
         pass  # the cluster outlives the build
@@ -98,13 +109,24 @@ def _plan_task(task: Callable, item: Any) -> tuple[Any, str]:
     return task(item), ray.get_runtime_context().get_node_id()
 
 
-def _in_order(submitted: Iterator, in_flight: int, result: Callable) -> Iterator[Any]:
-    """Results of the submitted tasks in order, at most `in_flight` of them running; tasks not
-    yet taken are never submitted when the caller stops early."""
+def _limit(in_flight: int | None, workers: int) -> int:
+    return 2 * workers if in_flight is None else max(1, min(in_flight, 2 * workers))
+
+
+def _in_order(
+    submitted: Iterator, in_flight: int, result: Callable, cancel: Callable
+) -> Iterator[Any]:
+    """Results of the submitted tasks in order, at most `in_flight` submitted and not yet
+    taken; when the caller stops early the rest are cancelled (those already running finish,
+    their results unread)."""
     pending: collections.deque = collections.deque()
-    for handle in submitted:
-        pending.append(handle)
-        if len(pending) >= in_flight:
+    try:
+        for handle in submitted:
+            pending.append(handle)
+            if len(pending) >= in_flight:
+                yield result(pending.popleft())
+        while pending:
             yield result(pending.popleft())
-    while pending:
-        yield result(pending.popleft())
+    finally:
+        for handle in pending:
+            cancel(handle)

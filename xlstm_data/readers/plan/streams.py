@@ -55,12 +55,15 @@ class Streams:
         return documents, self._lengths(source)[documents].astype(np.int64)
 
     def _lengths(self, source: int) -> np.ndarray:
-        """The memory-mapped lengths; a worker keeps one plan's mapped (a long-lived Ray
-        worker then holds no deleted build folder open)."""
-        if self.lengths_files not in _MAPPED:
-            _MAPPED.clear()
-            _MAPPED[self.lengths_files] = [np.load(p, mmap_mode="r") for p in self.lengths_files]
-        return _MAPPED[self.lengths_files][source]
+        """The memory-mapped lengths, kept mapped for the plans of the last two builds (a
+        long-lived Ray worker holds no more of them open)."""
+        mapped = _MAPPED.get(self.lengths_files)
+        if mapped is None:
+            mapped = [np.load(path, mmap_mode="r") for path in self.lengths_files]
+            while len(_MAPPED) >= 2:
+                _MAPPED.pop(next(iter(_MAPPED)), None)
+            _MAPPED[self.lengths_files] = mapped
+        return mapped[source]
 
     def chunk_positions(self, source: int, chunk: int) -> tuple[int, int]:
         begin = self.start[source] + chunk * self.chunks[source]
