@@ -171,3 +171,12 @@ def test_windows_hold_a_bounded_number_of_documents(tmp_path, monkeypatch):
                       window_rows=10_000, progress=False)  # fmt: skip
     assert plan.report["window_tokens"] == pytest.approx(1500)  # 500 documents of 3
     assert plan.report["documents"] == 20_000 and plan.report["padding_fraction"] < 0.02
+
+
+@pytest.mark.parametrize("spec", ["abc", 0, "-2"])
+def test_a_bad_workers_value_names_the_choices(spec):
+    from xlstm_data.errors import ConfigError
+    from xlstm_data.readers.plan.parallel import plan_workers
+
+    with pytest.raises(ConfigError, match="'auto', 'ray' or 'ray:ADDRESS'"):
+        plan_workers(spec)

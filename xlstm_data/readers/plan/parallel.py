@@ -96,9 +96,15 @@ def plan_workers(spec: int | str | None) -> Workers:
         return InProcess()
     if isinstance(spec, str) and spec.startswith("ray"):
         return RayTasks(spec.partition(":")[2] or "auto")
-    count = (os.cpu_count() or 1) if spec == "auto" else int(spec)
+    try:
+        count = (os.cpu_count() or 1) if spec == "auto" else int(spec)
+    except ValueError:
+        count = 0
     if count < 1:
-        raise ConfigError(f"plan workers must be at least 1, got {spec!r}.")
+        raise ConfigError(
+            f"plan workers must be a number of at least 1, 'auto', 'ray' or 'ray:ADDRESS'; "
+            f"got {spec!r}."
+        )
     return InProcess() if count == 1 else ProcessPool(count)
 
 
