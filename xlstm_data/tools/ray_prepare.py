@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from xlstm_data.errors import ConfigError
+from xlstm_data.cluster import TASK_RETRIES, connect
 from xlstm_data.sources.token_cache_files import CacheMetadata, ShardInfo
 from xlstm_data.tools.prepare import (
     encode_shard,
@@ -35,9 +35,6 @@ from xlstm_data.tools.prepare import (
 from xlstm_data.tools.text_inputs import FileIndex, TextInput
 
 LOGGER = logging.getLogger(__name__)
-
-# Attempts of a shard task whose worker or node died (Ray reruns it).
-TASK_RETRIES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,11 +99,8 @@ def prepare_cache_on_ray(
     """Tokenizes every document of `source` into the cache folder `output` with Ray tasks on
     the cluster at `address` ("auto": the one this machine belongs to; "local": start one
     here); the result is the cache `prepare_cache` writes."""
-    try:
-        import ray
-    except ImportError as error:
-        raise ConfigError("prepare --ray needs Ray: pip install 'xlstm-data[ray]'") from error
     require_positive(documents_per_shard=documents_per_shard, batch_size=batch_size)
+    ray = connect(address, "prepare")
     started = time.perf_counter()
     output = Path(output).expanduser().resolve()
     metadata = start_or_resume(
@@ -115,8 +109,6 @@ def prepare_cache_on_ray(
     nodes: set[str] = set()
     if metadata.complete:
         return DistributedPrepare(metadata, frozenset(), time.perf_counter() - started)
-    if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, log_to_driver=False)
     index_task = ray.remote(num_cpus=1)(_index_unit)
     # SPREAD: shards go to every node (reads and writes spread over the cluster).
     shard_task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")(

@@ -17,10 +17,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from xlstm_data.cluster import TASK_RETRIES, connect
 from xlstm_data.errors import ConfigError
 
 LOGGER = logging.getLogger(__name__)
-TASK_RETRIES = 3
 
 
 class InProcess:
@@ -58,13 +58,7 @@ class RayTasks:
     to, "local": one started here), each retried when its worker dies."""
 
     def __init__(self, address: str = "auto"):
-        try:
-            import ray
-        except ImportError as error:
-            raise ConfigError("plan --ray needs Ray: pip install 'xlstm-data[ray]'") from error
-        self._ray = ray
-        if not ray.is_initialized():
-            ray.init(address=None if address == "local" else address, log_to_driver=False)
+        self._ray = ray = connect(address, "plan")
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.nodes: set[str] = set()
         """The nodes that ran a task."""
