@@ -123,7 +123,8 @@ def positions_within(lengths: np.ndarray) -> np.ndarray:
 def outside_vocabulary(documents: Documents, bound: int) -> np.ndarray:
     """Indices of the documents that hold an id outside [0, bound)."""
     tokens = documents.tokens
-    if not tokens.size or (tokens.min() >= 0 and tokens.max() < bound):
+    # One pass: a negative id viewed as unsigned is above every bound.
+    if not tokens.size or int(tokens.view(f"u{tokens.itemsize}").max()) < bound:
         return np.zeros(0, dtype=np.int64)
     outside = (tokens < 0) | (tokens >= bound)
     document_of_token = np.repeat(np.arange(len(documents)), documents.lengths)

@@ -172,9 +172,11 @@ class MultiHostDataLoadIterator:
 
     def _open(self, step: int) -> None:
         self.dataset = self.reader.batches(step)
-        transfers = grain.experimental.ThreadPrefetchIterDataset(
-            self.dataset.map(self._to_global), prefetch_buffer_size=self.device_prefetch
-        )
+        transfers = self.dataset.map(self._to_global)
+        if self.device_prefetch:  # (without, Grain's prefetch would still copy every state)
+            transfers = grain.experimental.ThreadPrefetchIterDataset(
+                transfers, prefetch_buffer_size=self.device_prefetch
+            )
         self._handle = [iter(transfers)]
         # Close prefetch threads and workers at exit, before the interpreter tears down the
         # modules their clean-up needs (Grain's iterators fail in __del__ after that).

@@ -126,14 +126,16 @@ class GlobalArrays:
                 columns = list(self.expand(*columns))
             arrays = [self._field(column) for column in columns]
         else:
-            global_shape = (rows * self.host_count, fields_count, length)
-            if self.host_count == 1:  # the local batch is the global one: a plain transfer
-                stacked = jax.device_put(fields, self.stacked_sharding)
+            if self.stacked_sharding.is_fully_addressable:
+                # The compiled split takes the host array itself: one dispatch, no separate
+                # transfer call (on CPU devices an aligned array is not even copied).
+                arrays = self.split(fields)
             else:
+                global_shape = (rows * self.host_count, fields_count, length)
                 stacked = jax.make_array_from_process_local_data(
                     self.stacked_sharding, fields, global_shape
                 )
-            arrays = self.split(stacked)
+                arrays = self.split(stacked)
         slots = SHARED_LAYOUT if fields_count == COMPACT_FIELDS else layout(fields)
         return LLMBatch(**dict(zip(BATCH_FIELDS, (arrays[i] for i in slots), strict=True))), counts
 
@@ -158,4 +160,5 @@ def _split(mesh: Mesh, data_axis_names: tuple[str, ...], shift_target: str, firs
             )
         return columns
 
-    return jax.jit(split, out_shardings=NamedSharding(mesh, PartitionSpec(data_axis_names)))
+    sharding = NamedSharding(mesh, PartitionSpec(data_axis_names))
+    return jax.jit(split, in_shardings=sharding, out_shardings=sharding)

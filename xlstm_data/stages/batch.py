@@ -19,6 +19,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from xlstm_data.buffers import aligned_concatenate
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.stages.pack import Row
 from xlstm_data.telemetry import source_key
@@ -46,7 +47,7 @@ def join_rows(rows: Sequence[Row]) -> tuple[np.ndarray, Counter]:
             tokens, pieces = run[0].contents[run[0].index : run[-1].index + 1].sum(axis=0)
             counts[source_key("tokens", run[0].source)] += int(tokens)
             counts[source_key("documents", run[0].source)] += int(pieces)
-    return (slices[0] if len(slices) == 1 else np.concatenate(slices)), counts
+    return (slices[0] if len(slices) == 1 else aligned_concatenate(slices)), counts
 
 
 def row_groups(rows: grain.IterDataset, schedule: BatchSchedule) -> grain.IterDataset:
@@ -126,7 +127,7 @@ class _BatchIterator(grain.DatasetIterator):
             groups.append((np.zeros((rows - got, count, length), np.int32), None))
             counts["padding_rows"] += rows - got
             counts["padding_tokens"] += (rows - got) * length
-        return np.concatenate([fields for fields, _ in groups]), counts
+        return aligned_concatenate([fields for fields, _ in groups]), counts
 
     def get_state(self) -> dict[str, Any]:
         return {"parent": self._parent.get_state(), "step": self._step}

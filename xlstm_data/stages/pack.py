@@ -14,17 +14,17 @@ documents to skip in that block, rows already emitted).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections import Counter
 from typing import Any, Literal
 
 import grain
 import numpy as np
 
+from xlstm_data.buffers import aligned_empty
 from xlstm_data.documents import Documents
 from xlstm_data.errors import DataError
 from xlstm_data.packing import Placement, place
-from xlstm_data.stages.shift import fill_inputs, shift_rows, stacked_field_count
+from xlstm_data.stages.shift import shift_inputs, shift_rows, stacked_field_count
 
 
 @dataclasses.dataclass
@@ -62,8 +62,9 @@ def pack_fields(
     `shift_rows`), or only the targets and segmentation [rows, 2, length] with `compact`;
     `eod_id` starts a segment after every EOD token inside a document.
 
-    The common layouts are written in place: targets and positions are gathered straight into
-    the stacked array, row by row, and the inputs are one shifted copy of the targets.
+    The common layouts are written in place, into an aligned array (CPU devices take its
+    batches without a copy): the rows' tokens are gathered once, the targets and inputs are
+    copies of them, positions and segmentation are whole-window array operations.
     """
     compact = compact and shift_target != "targets"
     count = stacked_field_count(shift_target, compact)
@@ -76,92 +77,99 @@ def pack_fields(
         return shift_rows(
             targets, segments, positions, shift_target=shift_target, first_input_id=first_input_id
         )
-    fields = np.empty((placement.num_rows, count, row_length), np.int32)
+    fields = aligned_empty((placement.num_rows, count, row_length))
+    pieces = RowPieces.of(documents, placement, row_length)
+    tokens = pieces.tokens(documents.tokens, away_from=fields)
     if compact:
-        materialize_rows(documents, placement, row_length, out=(fields[:, 0], fields[:, 1], None))
+        fields[:, 0] = tokens
+        pieces.segments(out=fields[:, 1])
         return fields
-    out = (fields[:, 1], fields[:, 3], fields[:, 2])
-    materialize_rows(documents, placement, row_length, out=out)
-    fill_inputs(fields, shift_target=shift_target, first_input_id=first_input_id)
+    fields[:, 1] = tokens
+    pieces.segments(out=fields[:, 3])
+    pieces.positions(out=fields[:, 2])
+    shift_inputs(
+        tokens, fields[:, 3], out=fields[:, 0], shift_target=shift_target,
+        first_input_id=first_input_id,
+    )  # fmt: skip
     return fields
 
 
 def materialize_rows(
-    documents: Documents,
-    placement: Placement,
-    row_length: int,
-    out: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(targets, segment ids, positions), each [num_rows, row_length] int32, for a placement
-    (written into `out` when given; its arrays may be strided views of a stacked batch, and
-    positions None when not wanted).
-
-    The documents are laid out in row order, each row closed by its padding, and every row is
-    one concatenation of views: a single copy per token, no index arrays.
-    """
+    documents: Documents, placement: Placement, row_length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, segment ids, positions), each [num_rows, row_length] int32, of a placement."""
+    pieces = RowPieces.of(documents, placement, row_length)
     shape = (placement.num_rows, row_length)
-    if out is None:
-        out = tuple(np.empty(shape, np.int32) for _ in range(3))
-    placed = np.flatnonzero(placement.row >= 0)
-    if not len(placed):
-        for array in out:
-            if array is not None:
-                array.fill(0)
+    segments, positions = np.empty(shape, np.int32), np.empty(shape, np.int32)
+    pieces.segments(out=segments)
+    pieces.positions(out=positions)
+    return pieces.tokens(documents.tokens), segments, positions
+
+
+@dataclasses.dataclass
+class RowPieces:
+    """The pieces that fill a placement's rows, in row order: each row's documents by offset,
+    then its padding (start -1). Rows lie end to end, so the pieces tile rows x row_length
+    slots, and every field is made by whole-window operations over a few hundred (long
+    documents) to a few thousand (short ones) pieces, never by a loop over rows."""
+
+    start: np.ndarray
+    """Where the piece's tokens begin in the documents' tokens; -1 for padding."""
+    length: np.ndarray
+    segment: np.ndarray
+    """1, 2, … along each row; 0 for padding."""
+    offset: np.ndarray
+    """Where the piece begins in its row."""
+    num_rows: int
+    row_length: int
+
+    @classmethod
+    def of(cls, documents: Documents, placement: Placement, row_length: int) -> RowPieces:
+        rows_count = placement.num_rows
+        placed = np.flatnonzero(placement.row >= 0)
+        order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
+        rows = placement.row[order]
+        docs_per_row = np.bincount(rows, minlength=rows_count)
+        docs_before_row = np.cumsum(docs_per_row) - docs_per_row
+        used = np.bincount(rows, weights=documents.lengths[order], minlength=rows_count)
+        # Piece slots: row r's documents, then its padding; a document has r paddings before it.
+        count = len(order) + rows_count
+        doc_slots = np.arange(len(order)) + rows
+        pad_slots = docs_before_row + docs_per_row + np.arange(rows_count)
+        start = np.full(count, -1, np.int64)
+        length = np.empty(count, np.int64)
+        segment = np.zeros(count, np.int32)
+        start[doc_slots] = documents.starts[order]
+        length[doc_slots] = documents.lengths[order]
+        length[pad_slots] = row_length - used.astype(np.int64)
+        segment[doc_slots] = np.arange(len(order)) - docs_before_row[rows] + 1
+        row_of = np.repeat(np.arange(rows_count), docs_per_row + 1)
+        offset = np.cumsum(length) - length - row_of * row_length
+        return cls(start, length, segment, offset, rows_count, row_length)
+
+    def tokens(self, values: np.ndarray, away_from: np.ndarray | None = None) -> np.ndarray:
+        """The rows' tokens [rows, row_length], 0 on padding: one concatenation of views (a
+        single copy per token); `away_from`: see `aligned_empty`."""
+        out = aligned_empty((self.num_rows, self.row_length), values.dtype, away_from=away_from)
+        zeros = np.zeros(self.row_length, values.dtype)
+        spans = zip(self.start.tolist(), self.length.tolist(), strict=True)
+        views = [values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans if n]
+        if views:
+            np.concatenate(views, out=out.reshape(-1))
+        else:
+            out.fill(0)
         return out
-    order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
-    rows = placement.row[order]
-    lengths = documents.lengths[order]
-    starts = documents.starts[order]
-    last_of_row = np.r_[rows[1:] != rows[:-1], True]
-    first_of_row = np.r_[True, last_of_row[:-1]]
-    # Segment ids count 1, 2, … along each row; padding pieces get 0.
-    index = np.arange(len(order))
-    segment_of_doc = index - np.maximum.accumulate(np.where(first_of_row, index, 0)) + 1
-    padding = row_length - np.bincount(rows, weights=lengths, minlength=placement.num_rows)
-    padding = padding.astype(np.int64)[rows[last_of_row]]
 
-    # Pieces in output order: each row's documents, then its padding (piece start -1: a slice
-    # of zeros).
-    pieces = len(order) + len(padding)
-    piece_starts = np.empty(pieces, np.int64)
-    piece_lengths = np.empty(pieces, np.int64)
-    piece_segments = np.zeros(pieces, np.int32)
-    doc_slots = np.arange(len(order)) + np.cumsum(last_of_row) - last_of_row
-    pad_slots = doc_slots[last_of_row] + 1
-    piece_starts[doc_slots], piece_lengths[doc_slots] = starts, lengths
-    piece_segments[doc_slots] = segment_of_doc
-    piece_starts[pad_slots], piece_lengths[pad_slots] = -1, padding
-    row_pieces = np.r_[0, pad_slots + 1]  # pieces [row_pieces[r], row_pieces[r + 1]) fill row r
-    targets, segments, positions = out
-    _gather_rows(documents.tokens, piece_starts, piece_lengths, row_pieces, targets)
-    segment_of_slot = np.repeat(piece_segments, piece_lengths)
-    segments[...] = segment_of_slot.reshape(shape)
-    if positions is None:
-        return out
-    # Positions count 0, 1, … within each document (0 on padding): the slot's index minus the
-    # index of its piece's first slot.
-    piece_begins = np.cumsum(piece_lengths) - piece_lengths
-    counting = np.arange(placement.num_rows * row_length, dtype=np.int32)
-    counting -= np.repeat(piece_begins.astype(np.int32), piece_lengths)
-    counting *= segment_of_slot > 0
-    positions[...] = counting.reshape(shape)
-    return out
+    def segments(self, out: np.ndarray) -> None:
+        out[...] = np.repeat(self.segment, self.length).reshape(out.shape)
 
-
-def _gather_rows(
-    values: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    row_pieces: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Row r of `out` is the concatenation of values[s:s+n] (or n zeros where s is -1) for the
-    pieces [row_pieces[r], row_pieces[r + 1]): one copy, no index arrays."""
-    zeros = np.zeros(out.shape[1], values.dtype)
-    spans = zip(starts.tolist(), lengths.tolist(), strict=True)
-    views = [values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans]
-    for row, (first, last) in enumerate(itertools.pairwise(row_pieces.tolist())):
-        np.concatenate(views[first:last], out=out[row])
+    def positions(self, out: np.ndarray) -> None:
+        """0, 1, … from each document's first slot; 0 on padding (whose pieces count from
+        -row_length, which the floor at 0 clears)."""
+        begins = np.where(self.segment > 0, self.offset, self.row_length).astype(np.int32)
+        ramp = np.arange(self.row_length, dtype=np.int32)
+        np.subtract(ramp, np.repeat(begins, self.length).reshape(out.shape), out=out)
+        np.maximum(out, 0, out=out)
 
 
 def segments_from_eod(

@@ -155,7 +155,7 @@ class ParseTokens(_RecordParser):
     def _join_raw_records(self, block: RecordBlock) -> Documents | None:
         """The common case, raw int32 bytes records, with one C-level join for the block.
 
-        The special tokens go in as the join's separator, so the block costs one copy and no
+        The special tokens go in between the records, so the block costs one copy and no
         per-record numpy objects. None when a record is not plain int32 bytes.
         """
         records = block.records
@@ -167,7 +167,9 @@ class ParseTokens(_RecordParser):
         prefix = np.array(self.prefix, "<i4").tobytes()
         suffix = np.array(self.suffix, "<i4").tobytes()
         non_empty = [record for record in records if record]
-        joined = prefix + (suffix + prefix).join(non_empty) + suffix if non_empty else b""
+        pieces = [suffix + prefix] * (2 * len(non_empty) + 1)
+        pieces[0], pieces[1::2], pieces[-1] = prefix, non_empty, suffix
+        joined = b"".join(pieces) if non_empty else b""
         extra = len(self.prefix) + len(self.suffix)
         lengths = np.where(sizes > 0, sizes // 4 + extra, 0)
         padding = int((block.keys >= self.num_records).sum())
