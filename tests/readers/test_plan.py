@@ -13,6 +13,7 @@ from plan_data import EOD, built_plan, global_rows, stream, write_stream
 from processes import run_processes, start_processes, wait_for_files
 
 from xlstm_data import MemmapDataConfig, make_grain_iterator
+from xlstm_data.errors import InvalidRecordError
 from xlstm_data.sources.memmap import MemmapDocuments
 
 MESH = jax.make_mesh((8,), ("data",))
@@ -249,3 +250,17 @@ def test_a_stored_plan_opens_without_reading_document_lengths(sources, tmp_path,
     with make_grain_iterator(setup, MESH, [0]) as iterator:
         assert iterator.reader.fingerprint == fingerprint
         assert (np.asarray(next(iterator).targets) == expected).all()
+
+
+def test_ids_outside_the_vocabulary_name_their_document(tmp_path):
+    documents = stream(40, seed=7, first_token=1000)
+    documents[13][3] = 1500  # the vocabulary below has 1100 ids
+    path = write_stream(tmp_path / "bad", documents)
+    setup = MemmapDataConfig(
+        **config(path, vocab_size=1100, num_epochs=1, plan_dir=str(tmp_path / "plans"))
+    )
+    with pytest.raises(
+        InvalidRecordError, match=r"document 13 of .*tokens\.npy holds ids outside \[0, 1100\)"
+    ):
+        for _ in make_grain_iterator(setup, MESH, [0]):
+            pass

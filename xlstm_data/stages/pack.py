@@ -78,7 +78,7 @@ def pack_fields(
             targets, segments, positions, shift_target=shift_target, first_input_id=first_input_id
         )
     fields = aligned_empty((placement.num_rows, count, row_length))
-    pieces = RowPieces.of(documents, placement, row_length)
+    pieces = RowLayout.of(documents, placement, row_length)
     tokens = pieces.tokens(documents.tokens, away_from=fields)
     if compact:
         fields[:, 0] = tokens
@@ -98,7 +98,7 @@ def materialize_rows(
     documents: Documents, placement: Placement, row_length: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(targets, segment ids, positions), each [num_rows, row_length] int32, of a placement."""
-    pieces = RowPieces.of(documents, placement, row_length)
+    pieces = RowLayout.of(documents, placement, row_length)
     shape = (placement.num_rows, row_length)
     segments, positions = np.empty(shape, np.int32), np.empty(shape, np.int32)
     pieces.segments(out=segments)
@@ -107,7 +107,7 @@ def materialize_rows(
 
 
 @dataclasses.dataclass
-class RowPieces:
+class RowLayout:
     """The pieces that fill a placement's rows, in row order: each row's documents by offset,
     then its padding (start -1). Rows lie end to end, so the pieces tile rows x row_length
     slots, and every field is made by whole-window operations over a few hundred (long
@@ -124,7 +124,7 @@ class RowPieces:
     row_length: int
 
     @classmethod
-    def of(cls, documents: Documents, placement: Placement, row_length: int) -> RowPieces:
+    def of(cls, documents: Documents, placement: Placement, row_length: int) -> RowLayout:
         rows_count = placement.num_rows
         placed = np.flatnonzero(placement.row >= 0)
         order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]

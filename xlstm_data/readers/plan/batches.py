@@ -19,7 +19,7 @@ from typing import Literal
 import grain
 import numpy as np
 
-from xlstm_data.documents import Documents, outside_vocabulary, ranges_index
+from xlstm_data.documents import Documents, ranges_index
 from xlstm_data.errors import InvalidRecordError
 from xlstm_data.packing import Placement
 from xlstm_data.permutation import RandomPermutation
@@ -35,6 +35,8 @@ from xlstm_data.telemetry import source_key
 # long document sit in consecutive rows, so a read finds them together instead of reading the
 # whole document once per piece (6x the tokens used, for books-length documents).
 SHUFFLE_BLOCK_ROWS = 64
+
+_NO_TOKENS = np.zeros(0, np.int32)
 
 
 class EpochSlots:
@@ -262,9 +264,8 @@ class PlanBatches(grain.MapDataset):
         )
         begin = self.step_offset + self.first_step
         chosen = [self.skips.nth_step(begin, n) - self.step_offset for n in range(first, last)]
-        host_rows = [self.host_rows(step) for step in chosen]
-        rows = np.concatenate(host_rows)
-        row_step = np.repeat(np.asarray(chosen) + self.step_offset, [len(r) for r in host_rows])
+        rows, step_rows = self.host_rows(chosen)
+        row_step = np.repeat(np.asarray(chosen) + self.step_offset, step_rows)
         pieces, skipped = without_skipped(row_pieces(self.plan, rows), row_step, self.skips)
         fields = self._materialize(pieces, len(rows))
         # Tokens and pieces per (row, source), for the per-source counts of each batch.
@@ -274,16 +275,15 @@ class PlanBatches(grain.MapDataset):
         documents = np.bincount(cell[pieces.length > 0], minlength=len(rows) * sources)
         documents = documents.reshape(-1, sources)
         batches, begin = [], 0
-        for step_rows in host_rows:
-            end = begin + len(step_rows)
-            real = step_rows >= 0
+        for end in np.cumsum(step_rows).tolist():
+            real = int((rows[begin:end] >= 0).sum())
             by_source = tokens[begin:end].sum(axis=0).astype(np.int64).tolist()
             used = sum(by_source)
             counts = Counter(
-                rows=int(real.sum()),
-                padding_rows=int((~real).sum()),
+                rows=real,
+                padding_rows=end - begin - real,
                 tokens=used,
-                padding_tokens=len(step_rows) * self.row_length - used,
+                padding_tokens=(end - begin) * self.row_length - used,
             )
             for name, n, d in zip(
                 self.names, by_source, documents[begin:end].sum(axis=0).tolist(), strict=True
@@ -297,11 +297,15 @@ class PlanBatches(grain.MapDataset):
             begin = end
         return batches
 
-    def host_rows(self, step: int) -> np.ndarray:
-        """The plan rows of this host's part of the batch at `step` (-1: empty rows)."""
-        local = self.schedule.local_rows(step)
-        first_slot = self.schedule.rows_before(step) + self.host_index * local
-        return self.slots.rows(np.arange(first_slot, first_slot + local))
+    def host_rows(self, steps: list[int]) -> tuple[np.ndarray, list[int]]:
+        """The plan rows of this host's part of the batches at `steps`, one after the other
+        (-1: empty rows), and how many each step has."""
+        local = [self.schedule.local_rows(step) for step in steps]
+        first = [
+            self.schedule.rows_before(step) + self.host_index * rows
+            for step, rows in zip(steps, local, strict=True)
+        ]
+        return self.slots.rows(ranges_index(np.array(first), np.array(local))), local
 
     def _materialize(self, pieces: RowPieces, num_rows: int) -> np.ndarray:
         """The stacked fields of `num_rows` rows holding `pieces`."""
@@ -325,33 +329,58 @@ class PlanBatches(grain.MapDataset):
     def _piece_tokens(
         self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
     ) -> np.ndarray:
-        """The tokens of every piece, back to back: each document read once, each piece one
-        slice of it (special tokens included)."""
-        pieces: list[np.ndarray] = [np.zeros(0, np.int32)] * len(source)
+        """The tokens of every piece, back to back (int32): each document read once, and each
+        piece copied once, from its slices of the prefix, the record and the suffix."""
+        parts: list[np.ndarray] = [_NO_TOKENS] * (3 * len(source))
         for index in np.unique(source).tolist():
             chosen = np.flatnonzero(source == index)
             unique, inverse = np.unique(document[chosen], return_inverse=True)
-            documents = Documents.from_lists(
-                list(self.sources[index].__getitems__(unique)),
-                prefix=self.prefixes[index],
-                suffix=self.suffixes[index],
-            )
-            self._check_vocabulary(index, documents, unique)
-            begin = documents.starts[inverse] + start[chosen]
-            for slot, a, b in zip(
-                chosen.tolist(), begin.tolist(), (begin + length[chosen]).tolist(), strict=True
+            records = self.sources[index].__getitems__(unique)
+            prefix = np.array(self.prefixes[index], np.int32)
+            suffix = np.array(self.suffixes[index], np.int32)
+            sizes = np.fromiter(map(len, records), np.int64, count=len(records))[inverse]
+            # Piece [a, b) of prefix + record + suffix (an empty record has no special tokens,
+            # so its pieces are empty), clipped to each of the three.
+            a, b = start[chosen], start[chosen] + length[chosen]
+            body = a - len(prefix), b - len(prefix)
+            tail = body[0] - sizes, body[1] - sizes
+            bounds = np.stack(
+                [
+                    np.minimum(a, len(prefix)), np.minimum(b, len(prefix)),
+                    np.clip(body[0], 0, sizes), np.clip(body[1], 0, sizes),
+                    np.clip(tail[0], 0, len(suffix)), np.clip(tail[1], 0, len(suffix)),
+                ],
+                axis=1,
+            ).tolist()  # fmt: skip
+            for slot, record, (p0, p1, r0, r1, s0, s1) in zip(
+                (3 * chosen).tolist(), inverse.tolist(), bounds, strict=True
             ):
-                pieces[slot] = documents.tokens[a:b]
-        return np.concatenate(pieces)
+                parts[slot : slot + 3] = prefix[p0:p1], records[record][r0:r1], suffix[s0:s1]
+        tokens = np.concatenate(parts, dtype=np.int32) if parts else _NO_TOKENS
+        self._check_vocabulary(tokens, source, document, length)
+        return tokens
 
-    def _check_vocabulary(self, index: int, documents: Documents, keys: np.ndarray) -> None:
-        bound = self.vocab_sizes[index]
-        bad = outside_vocabulary(documents, bound) if bound is not None else []
-        if len(bad):
-            raise InvalidRecordError(
-                f"{self.sources[index].describe(int(keys[bad[0]]))} holds ids outside "
-                f"[0, {bound}); the data does not belong to this vocabulary."
-            )
+    def _check_vocabulary(
+        self, tokens: np.ndarray, source: np.ndarray, document: np.ndarray, length: np.ndarray
+    ) -> None:
+        """Raises naming the first document whose piece holds an id outside its source's
+        vocabulary: one pass over the tokens (every token the model sees is checked)."""
+        bounds = np.array([np.iinfo(np.int32).max if b is None else b for b in self.vocab_sizes])
+        bound = bounds[source]
+        if len(np.unique(bound)) <= 1:
+            if not tokens.size or int(tokens.view(np.uint32).max()) < bound[0]:
+                return
+            bad = tokens.view(np.uint32) >= bound[0]
+        else:
+            bad = tokens.view(np.uint32) >= np.repeat(bound, length)
+            if not bad.any():
+                return
+        piece = int(np.searchsorted(np.cumsum(length), np.argmax(bad), side="right"))
+        index = int(source[piece])
+        raise InvalidRecordError(
+            f"{self.sources[index].describe(int(document[piece]))} holds ids outside "
+            f"[0, {self.vocab_sizes[index]}); the data does not belong to this vocabulary."
+        )
 
     def __str__(self) -> str:
         return (
