@@ -93,8 +93,9 @@ def document_rows(
     first_position: int = 0,
     compact: bool = False,
     in_mixture: bool = False,
+    group_rows: int = 1,
 ) -> grain.IterDataset:
-    """Rows (`Row`) of one source on one host.
+    """Rows (`Rows`, `group_rows` at a time) of one source on one host.
 
     The recipe reads top to bottom: record keys per read block, records, texts or tokens,
     special tokens, pieces of at most a row, rows.
@@ -153,6 +154,7 @@ def document_rows(
         name=input.name,
         first_window_rows=local_batch_size,
         compact=compact,
+        group_rows=group_rows,
     )
 
 
@@ -231,6 +233,7 @@ class OnlineReader(ReaderBase):
 
     def batches(self, first_step: int) -> grain.IterDataset:
         position = self.first_position(first_step)
+        mixture = len(self.inputs) > 1
         rows = [
             document_rows(
                 i,
@@ -238,19 +241,15 @@ class OnlineReader(ReaderBase):
                 host_count=self.host_count,
                 first_position=position,
                 compact=self.compact,
-                in_mixture=len(self.inputs) > 1,
+                in_mixture=mixture,
+                group_rows=1 if mixture else self.schedule.group_rows,
             )
             for i in self.inputs
         ]
-        if len(rows) == 1:
-            mixed = rows[0]
-        elif self.stages and len({s.weights for s in self.stages}) > 1:
-            stages = [(s.start_step, s.weights) for s in self.stages]
-            mixed = StagedMixIterDataset(rows, stages, self.schedule)
-        else:
-            mixed = grain.IterDataset.mix(rows, self.weights)
+        # One source's packer hands out whole groups; mixed rows are grouped after mixing.
+        groups = self._mixed_groups(rows) if mixture else rows[0]
         groups = in_worker_processes(
-            row_groups(mixed, self.schedule),
+            groups,
             self.settings.worker_count,
             self.settings.worker_buffer_size,
         )
@@ -265,6 +264,14 @@ class OnlineReader(ReaderBase):
             "Input pipeline on host %d of %d:\n%s", self.host_index, self.host_count, batches
         )
         return batches
+
+    def _mixed_groups(self, rows: list[grain.IterDataset]) -> grain.IterDataset:
+        if self.stages and len({s.weights for s in self.stages}) > 1:
+            stages = [(s.start_step, s.weights) for s in self.stages]
+            mixed = StagedMixIterDataset(rows, stages, self.schedule)
+        else:
+            mixed = grain.IterDataset.mix(rows, self.weights)
+        return row_groups(mixed, self.schedule)
 
     def step_metrics(self, step: int) -> None:
         """None: an online batch's figures are only known to the host that made it."""

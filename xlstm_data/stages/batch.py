@@ -1,11 +1,12 @@
 """Rows → local batches whose size follows the `BatchSchedule`, padded or dropped at the end.
 
-Worker processes hand rows on in groups of `schedule.group_rows` (the greatest common divisor
-of every local batch size of the schedule), joined by `join_rows` in Grain's own `batch`; the
-main process then joins as many groups as the current step needs. The step count lives in the
-main process, so ramp-up stays exact with any number of workers and after a restore. The end
-of a finite stream is handled here and only here: the last partial batch is padded with fully
-masked rows (`pad_remainder`) or dropped, and either is counted or logged.
+Rows travel in groups of `schedule.group_rows` (the greatest common divisor of every local
+batch size of the schedule): one source's packer hands them out so, mixed rows are joined by
+Grain's own `batch`; the main process then joins as many groups as the current step needs.
+The step count lives in the main process, so ramp-up stays exact with any number of workers
+and after a restore. The end of a finite stream is handled here and only here: the last
+partial batch is padded with fully masked rows (`pad_remainder`) or dropped, and either is
+counted or logged.
 """
 
 from __future__ import annotations
@@ -21,42 +22,19 @@ import numpy as np
 
 from xlstm_data.buffers import aligned_concatenate
 from xlstm_data.schedule import BatchSchedule
-from xlstm_data.stages.pack import Row
-from xlstm_data.telemetry import source_key
+from xlstm_data.stages.pack import join_rows
 
 LOGGER = logging.getLogger(__name__)
 
 
-def join_rows(rows: Sequence[Row]) -> tuple[np.ndarray, Counter]:
-    """The rows' stacked fields as one [rows, 4 or 6, length] array, and their counts, summed.
-    Consecutive rows of one window are a slice of it (no copy); rows of several windows are
-    joined run by run."""
-    counts: Counter = Counter()
-    runs: list[list[Row]] = []
-    for row in rows:
-        if row.counts:
-            counts.update(row.counts)
-        last = runs[-1][-1] if runs else None
-        if last is not None and row.fields is last.fields and row.index == last.index + 1:
-            runs[-1].append(row)
-        else:
-            runs.append([row])
-    slices = [run[0].fields[run[0].index : run[-1].index + 1] for run in runs]
-    for run in runs:
-        if run[0].contents is not None:
-            tokens, pieces = run[0].contents[run[0].index : run[-1].index + 1].sum(axis=0)
-            counts[source_key("tokens", run[0].source)] += int(tokens)
-            counts[source_key("documents", run[0].source)] += int(pieces)
-    return (slices[0] if len(slices) == 1 else aligned_concatenate(slices)), counts
-
-
 def row_groups(rows: grain.IterDataset, schedule: BatchSchedule) -> grain.IterDataset:
-    """`rows` in groups of `schedule.group_rows` (the last group may be smaller)."""
+    """Single rows (`Rows` of one row, mixed from several sources) in groups of
+    `schedule.group_rows` (the last group may be smaller)."""
     return rows.batch(schedule.group_rows, batch_fn=join_rows)
 
 
 class BatchIterDataset(grain.IterDataset):
-    """Grain IterDataset: row groups `(fields, counts)` → local batches `(fields, counts)` of
+    """Grain IterDataset: row groups (`Rows`) → local batches `(fields, counts)` of
     `schedule.local_rows(step)` rows, from step `first_step` on."""
 
     def __init__(
@@ -107,9 +85,9 @@ class _BatchIterator(grain.DatasetIterator):
         spec = self._spec
         rows = spec.schedule.local_rows(self._step)
         groups, got = [], 0
-        for fields, counts in itertools.islice(self._parent, rows // spec.schedule.group_rows):
-            groups.append((fields, counts))
-            got += len(fields)
+        for group in itertools.islice(self._parent, rows // spec.schedule.group_rows):
+            groups.append((group.fields, group.counts))
+            got += len(group)
             if got < len(groups) * spec.schedule.group_rows:
                 break  # the last, partial group of the stream
         if not groups or (got < rows and not spec.pad_remainder):

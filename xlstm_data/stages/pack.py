@@ -14,38 +14,44 @@ documents to skip in that block, rows already emitted).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import grain
 import numpy as np
 
-from xlstm_data.buffers import aligned_empty
+from xlstm_data.buffers import aligned_concatenate, aligned_empty
 from xlstm_data.documents import Documents
 from xlstm_data.errors import DataError
 from xlstm_data.packing import Placement, place
 from xlstm_data.stages.shift import shift_inputs, shift_rows, stacked_field_count
+from xlstm_data.telemetry import source_key
 
 
 @dataclasses.dataclass
-class Row:
-    """Row `index` of a window's stacked fields ([rows, 4 or 6, length], `shift_rows`), and
-    what the pipeline counted up to it (documents, tokens, padding …), if anything.
+class Rows:
+    """Rows [begin, end) of a window's stacked fields ([rows, 4 or 6, length], `shift_rows`),
+    and what the pipeline counted up to them: documents, tokens, padding …, and the rows'
+    tokens and documents per source (`tokens:NAME`), so per-source counts follow the rows a
+    batch holds."""
 
-    `source` names the source the row came from and `contents[index]` holds the row's
-    (tokens, document pieces), so per-source counts follow the rows a batch holds.
-    """
-
-    fields: np.ndarray
-    index: int
-    counts: Counter | None = None
-    source: str = ""
-    contents: np.ndarray | None = None
+    window: np.ndarray
+    begin: int
+    end: int
+    counts: Counter
 
     @property
-    def values(self) -> np.ndarray:
-        """The row's stacked fields, [4 or 6, length]."""
-        return self.fields[self.index]
+    def fields(self) -> np.ndarray:
+        return self.window[self.begin : self.end]
+
+    def __len__(self) -> int:
+        return self.end - self.begin
+
+    def __getstate__(self) -> dict[str, Any]:
+        # To a worker's parent: the rows only, not their whole window.
+        return {"window": self.fields, "begin": 0, "end": len(self), "counts": self.counts}
 
 
 def pack_fields(
@@ -193,7 +199,8 @@ def segments_from_eod(
 
 
 class PackIterDataset(grain.IterDataset):
-    """Grain IterDataset: blocks of `Documents` (each ≤ row_length) → `Row`s.
+    """Grain IterDataset: blocks of `Documents` (each ≤ row_length) → `Rows`, `group_rows`
+    at a time (fewer at the end of a finite stream).
 
     `algorithm` ("best_fit", "first_fit"; see `xlstm_data.packing`) fills rows over windows of
     about `window_rows` rows' worth of tokens; "none" gives every document its own row (a window
@@ -204,7 +211,8 @@ class PackIterDataset(grain.IterDataset):
     skipped records) is an error naming `name`: an endless stream would never yield a row.
     The stream's first window holds `first_window_rows` (a batch, say), so the first batch does
     not wait for a whole window of documents to be read. `compact` rows hold only the targets
-    and their segmentation (see `stages/shift.py`).
+    and their segmentation (see `stages/shift.py`). Whole groups of rows leave at once, so a
+    batch costs a few slices however many rows it has.
     """
 
     def __init__(
@@ -221,8 +229,10 @@ class PackIterDataset(grain.IterDataset):
         name: str = "the source",
         first_window_rows: int | None = None,
         compact: bool = False,
+        group_rows: int = 1,
     ):
         super().__init__(parent)
+        self.group_rows = group_rows
         self.row_length = row_length
         self.window_rows = window_rows
         self.first_window_rows = first_window_rows or window_rows
@@ -261,7 +271,7 @@ class _PackIterator(grain.DatasetIterator):
         self._next_document = skip_documents
         self._window_state = (block_state, skip_documents)
         self._fields: np.ndarray | None = None
-        self._contents: np.ndarray | None = None  # per row of the window: tokens, pieces
+        self._contents: list[list[int]] = []  # per row of the window: tokens, pieces before it
         self._next_row = skip_rows
         self._pending_counts: Counter = Counter()
 
@@ -340,29 +350,45 @@ class _PackIterator(grain.DatasetIterator):
         counts["documents"] += pieces
         rows, lengths = placement.row, documents.lengths
         placed = rows >= 0
-        self._contents = np.stack(
+        contents = np.stack(
             [
                 np.bincount(rows[placed], lengths[placed], placement.num_rows),
                 np.bincount(rows[placed & (lengths > 0)], minlength=placement.num_rows),
             ],
             axis=1,
         ).astype(np.int64)
+        self._contents = np.concatenate([[[0, 0]], np.cumsum(contents, axis=0)]).tolist()
         return True
 
-    def __next__(self) -> Row:
-        while self._fields is None or self._next_row >= len(self._fields):
-            skip_rows = self._next_row if self._fields is None else 0
-            if not self._build_window():
-                raise StopIteration
-            self._next_row = skip_rows
-            if skip_rows:  # restored mid-window: what was counted before the save stays counted
-                self._pending_counts = Counter()
-        index = self._next_row
-        self._next_row += 1
-        counts = None
-        if self._pending_counts:
-            counts, self._pending_counts = self._pending_counts, Counter()
-        return Row(self._fields, index, counts, self._spec.name, self._contents)
+    def __next__(self) -> Rows:
+        wanted, parts = self._spec.group_rows, []
+        while wanted:
+            if self._fields is None or self._next_row >= len(self._fields):
+                skip_rows = self._next_row if self._fields is None else 0
+                if not self._build_window():
+                    break
+                self._next_row = skip_rows
+                if skip_rows:  # restored mid-window: what was counted before the save stays
+                    self._pending_counts = Counter()
+                continue
+            begin = self._next_row
+            self._next_row = min(len(self._fields), begin + wanted)
+            wanted -= self._next_row - begin
+            parts.append(Rows(self._fields, begin, self._next_row, self._take_counts(begin)))
+        if not parts:
+            raise StopIteration
+        return parts[0] if len(parts) == 1 else join_rows(parts)
+
+    def _take_counts(self, begin: int) -> Counter:
+        """What was counted since the last rows left, and the tokens and documents of the
+        window's rows [begin, next row)."""
+        counts, self._pending_counts = self._pending_counts, Counter()
+        (tokens_before, pieces_before), (tokens, pieces) = (
+            self._contents[begin], self._contents[self._next_row]
+        )  # fmt: skip
+        counts[source_key("tokens", self._spec.name)] += tokens - tokens_before
+        counts[source_key("documents", self._spec.name)] += pieces - pieces_before
+        return counts
 
     def get_state(self) -> dict[str, Any]:
         block_state, skip_documents = self._window_state
@@ -385,3 +411,19 @@ class _PackIterator(grain.DatasetIterator):
         self._reset(
             state["parent"], state["skip_documents"], state["skip_rows"], state["first_window"]
         )
+
+
+def join_rows(parts: Sequence[Rows]) -> Rows:
+    """The rows of `parts` as one `Rows`, their counts summed: a slice of the window when
+    they are consecutive rows of one window, else the rows of the windows joined."""
+    counts: Counter = Counter()
+    for part in parts:
+        counts.update(part.counts)
+    first, last = parts[0], parts[-1]
+    consecutive = all(
+        a.window is b.window and a.end == b.begin for a, b in itertools.pairwise(parts)
+    )
+    if consecutive:
+        return Rows(first.window, first.begin, last.end, counts)
+    joined = aligned_concatenate([part.fields for part in parts])
+    return Rows(joined, 0, len(joined), counts)
