@@ -5,6 +5,8 @@ CPU takes the loads for reloads of the stores just made)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ALIGNMENT = 64
@@ -22,7 +24,7 @@ def aligned_empty(
     """An uninitialised C-contiguous array whose data starts on a 64-byte boundary, and half a
     page away from where `away_from`'s data starts (modulo a page), if given."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     raw = np.empty(size + PAGE, np.uint8)
     if away_from is None:
         target = 0

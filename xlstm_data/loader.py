@@ -172,12 +172,12 @@ class MultiHostDataLoadIterator:
 
     def _open(self, step: int) -> None:
         self.dataset = self.reader.batches(step)
-        transfers = self.dataset.map(self._to_global)
-        if self.device_prefetch:  # (without, Grain's prefetch would still copy every state)
-            transfers = grain.experimental.ThreadPrefetchIterDataset(
-                transfers, prefetch_buffer_size=self.device_prefetch
+        batches = self.dataset
+        if self.device_prefetch:  # transfers in a thread; else in `__next__`, without a stage
+            batches = grain.experimental.ThreadPrefetchIterDataset(
+                batches.map(self._to_global), prefetch_buffer_size=self.device_prefetch
             )
-        self._handle = [iter(transfers)]
+        self._handle = [iter(batches)]
         # Close prefetch threads and workers at exit, before the interpreter tears down the
         # modules their clean-up needs (Grain's iterators fail in __del__ after that).
         self._finalizer = weakref.finalize(self, _close, self._handle)
@@ -265,6 +265,8 @@ class MultiHostDataLoadIterator:
                 item = next(self._iterator)
             except StopIteration:
                 item = None
+            else:
+                item = item if self.device_prefetch else self._to_global(item)
         stop, pad = self._agree(item is not None)
         if stop:
             if item is not None:
