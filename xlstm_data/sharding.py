@@ -111,7 +111,12 @@ class GlobalArrays:
         )
 
         def compile_split() -> None:
-            self.split.lower(spec).compile()
+            if self.stacked_sharding.is_fully_addressable:
+                # A call, not `lower().compile()`: a host array argument would miss the
+                # compiled one's cache entry and compile again (0.1 s) on the first batch.
+                self.split(np.zeros(local_shape, np.int32))
+            else:
+                self.split.lower(spec).compile()
             self._compiled.add(local_shape)
 
         # Not a daemon: the interpreter must not finalize while XLA compiles (it aborts).
