@@ -19,7 +19,7 @@ from typing import Literal
 import grain
 import numpy as np
 
-from xlstm_data.documents import Documents, ranges_index
+from xlstm_data.documents import Documents, outside_vocabulary, ranges_index
 from xlstm_data.errors import InvalidRecordError
 from xlstm_data.packing import Placement
 from xlstm_data.permutation import RandomPermutation
@@ -363,24 +363,19 @@ class PlanBatches(grain.MapDataset):
     def _check_vocabulary(
         self, tokens: np.ndarray, source: np.ndarray, document: np.ndarray, length: np.ndarray
     ) -> None:
-        """Raises naming the first document whose piece holds an id outside its source's
-        vocabulary: one pass over the tokens (every token the model sees is checked)."""
-        bounds = np.array([np.iinfo(np.int32).max if b is None else b for b in self.vocab_sizes])
-        bound = bounds[source]
-        if len(np.unique(bound)) <= 1:
-            if not tokens.size or int(tokens.view(np.uint32).max()) < bound[0]:
-                return
-            bad = tokens.view(np.uint32) >= bound[0]
-        else:
-            bad = tokens.view(np.uint32) >= np.repeat(bound, length)
-            if not bad.any():
-                return
-        piece = int(np.searchsorted(np.cumsum(length), np.argmax(bad), side="right"))
-        index = int(source[piece])
-        raise InvalidRecordError(
-            f"{self.sources[index].describe(int(document[piece]))} holds ids outside "
-            f"[0, {self.vocab_sizes[index]}); the data does not belong to this vocabulary."
-        )
+        """Raises naming a document whose piece holds an id outside its source's vocabulary:
+        every token the model sees is checked, one pass per distinct vocabulary size."""
+        pieces = Documents(tokens, length)
+        bounds = np.array([-1 if b is None else b for b in self.vocab_sizes])[source]
+        for bound in sorted({b for b in self.vocab_sizes if b is not None}):
+            bad = outside_vocabulary(pieces, bound)
+            bad = bad[bounds[bad] == bound]  # pieces of sources with this vocabulary
+            if len(bad):
+                piece = int(bad[0])
+                raise InvalidRecordError(
+                    f"{self.sources[int(source[piece])].describe(int(document[piece]))} holds "
+                    f"ids outside [0, {bound}); the data does not belong to this vocabulary."
+                )
 
     def __str__(self) -> str:
         return (
