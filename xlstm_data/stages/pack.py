@@ -321,8 +321,9 @@ class _PackIterator(grain.DatasetIterator):
             else:
                 count = min(len(lengths), budget - taken)
                 taken += count
-            pieces.append(self._block.take(self._next_document, self._next_document + count))
-            self._next_document += count
+            if count:  # (none when the next document does not fit: the window is full)
+                pieces.append(self._block.take(self._next_document, self._next_document + count))
+                self._next_document += count
         if not pieces:
             return None
         return Documents.concatenate(pieces)
