@@ -77,9 +77,10 @@ def check_host_rows(
 class GlobalArrays:
     """Local batch (the fields stacked, [rows, 4 or 6, length]) → `LLMBatch` of global arrays.
 
-    One transfer of the stacked fields (each device's rows one contiguous block), then one
-    compiled split into the arrays: a third of the cost of separate transfers, and a single
-    host-to-device copy on accelerators. The split compiles in the background
+    One dispatch of a compiled split that takes the stacked fields (each device's rows one
+    contiguous block) and returns the arrays: a single host-to-device copy on accelerators,
+    none on CPU devices for an aligned batch; across processes the batch becomes a global array
+    first (`jax.make_array_from_process_local_data`). The split compiles in the background
     (`compile_ahead`); until it is ready, batches go over field by field, so the first batch
     never waits for the compiler.
     """
@@ -100,18 +101,20 @@ class GlobalArrays:
             expand_compact, shift_target=shift_target, first_input_id=first_input_id
         )
         self.split = _split(mesh, data_axis_names, shift_target, first_input_id)
+        # One process holds the whole batch: the split can take the host array itself.
+        self._local = host_count == 1 and self.stacked_sharding.is_fully_addressable
         self._compiled: set[tuple[int, int, int]] = set()
 
     def compile_ahead(self, local_shape: tuple[int, int, int]) -> None:
         """Compiles the split for local batches of `local_shape` in a background thread, while
-        the pipeline reads its first block."""
+        the pipeline reads its first block (in one process by splitting a batch of zeros)."""
         rows, fields, length = local_shape
         spec = jax.ShapeDtypeStruct(
             (rows * self.host_count, fields, length), np.int32, sharding=self.stacked_sharding
         )
 
         def compile_split() -> None:
-            if self.stacked_sharding.is_fully_addressable:
+            if self._local:
                 # A call, not `lower().compile()`: a host array argument would miss the
                 # compiled one's cache entry and compile again (0.1 s) on the first batch.
                 self.split(np.zeros(local_shape, np.int32))
@@ -131,7 +134,7 @@ class GlobalArrays:
                 columns = list(self.expand(*columns))
             arrays = [self._field(column) for column in columns]
         else:
-            if self.stacked_sharding.is_fully_addressable:
+            if self._local:
                 # The compiled split takes the host array itself: one dispatch, no separate
                 # transfer call (on CPU devices an aligned array is not even copied).
                 arrays = self.split(fields)

@@ -1,5 +1,7 @@
 """Token caches as sources: round trip, metadata, refusals, mixing with other sources."""
 
+import shutil
+
 import jax
 import numpy as np
 import pytest
@@ -11,11 +13,11 @@ from xlstm_data import (
     load_tokenizer,
     make_grain_iterator,
 )
-from xlstm_data.errors import ConfigError
+from xlstm_data.errors import ConfigError, DataError
 from xlstm_data.readers.inputs import open_input
 from xlstm_data.sources.registry import open_source
 from xlstm_data.sources.token_cache import load_token_cache
-from xlstm_data.sources.token_cache_files import CacheMetadata, cache_dtype
+from xlstm_data.sources.token_cache_files import CacheMetadata, cache_dtype, lengths_file
 
 MESH = jax.make_mesh((8,), ("data",))
 
@@ -96,3 +98,20 @@ def test_cache_mixes_and_packs_like_any_source(cache, text_data, sp_model):
         assert iterator.padding_fraction < 0.1
     inputs, targets = np.asarray(batch.inputs), np.asarray(batch.targets)
     np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+
+
+def test_records_shorter_than_the_plan_says_name_their_document(cache, tmp_path):
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    metadata = CacheMetadata.read(copy)
+    saved = copy / lengths_file(metadata.shards[0].file)
+    lengths = np.load(saved)
+    lengths[3] += 50  # the lengths file no longer matches its shard's records
+    np.save(saved, lengths)
+    config = TokenCacheDataConfig(
+        cache_path=copy, global_batch_size=8, max_target_length=64, grain_packing=True,
+        plan="global", plan_dir=str(tmp_path / "plans"), num_epochs=1, worker_count=0,
+    )  # fmt: skip
+    with pytest.raises(DataError, match=r"document 3 of .* holds fewer tokens than the plan"):
+        for _ in make_grain_iterator(config, MESH, [0]):
+            pass

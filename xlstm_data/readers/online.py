@@ -28,7 +28,7 @@ from xlstm_data.sources.protocol import DocumentSource
 from xlstm_data.stages.batch import BatchIterDataset, row_groups
 from xlstm_data.stages.epochs import EpochBlocks, epoch_length
 from xlstm_data.stages.mix import StagedMixIterDataset
-from xlstm_data.stages.pack import PackIterDataset
+from xlstm_data.stages.pack import PackIterDataset, Rows
 from xlstm_data.stages.parse import ParseText, ParseTokens, ReadRecords
 from xlstm_data.stages.split import SplitDocuments, TruncateDocuments
 from xlstm_data.stages.tokenize import Tokenize
@@ -248,6 +248,8 @@ class OnlineReader(ReaderBase):
         ]
         # One source's packer hands out whole groups; mixed rows are grouped after mixing.
         groups = self._mixed_groups(rows) if mixture else rows[0]
+        if self.settings.worker_count:
+            groups = groups.map(Rows.as_group)
         groups = in_worker_processes(
             groups,
             self.settings.worker_count,

@@ -30,7 +30,7 @@ from xlstm_data.stages.shift import shift_inputs, shift_rows, stacked_field_coun
 from xlstm_data.telemetry import source_key
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Rows:
     """Rows [begin, end) of a window's stacked fields ([rows, 4 or 6, length], `shift_rows`),
     and what the pipeline counted up to them: documents, tokens, padding …, and the rows'
@@ -49,9 +49,10 @@ class Rows:
     def __len__(self) -> int:
         return self.end - self.begin
 
-    def __getstate__(self) -> dict[str, Any]:
-        # To a worker's parent: the rows only, not their whole window.
-        return {"window": self.fields, "begin": 0, "end": len(self), "counts": self.counts}
+    def as_group(self) -> tuple[np.ndarray, Counter]:
+        """(fields, counts): plain arrays, which Grain's worker processes hand to the parent
+        through shared memory."""
+        return self.fields, self.counts
 
 
 def pack_fields(
@@ -376,18 +377,20 @@ class _PackIterator(grain.DatasetIterator):
             begin = self._next_row
             self._next_row = min(len(self._fields), begin + wanted)
             wanted -= self._next_row - begin
-            parts.append(Rows(self._fields, begin, self._next_row, self._take_counts(begin)))
+            counts = self._take_counts(begin, self._next_row)
+            parts.append(Rows(self._fields, begin, self._next_row, counts))
         if not parts:
             raise StopIteration
         return parts[0] if len(parts) == 1 else join_rows(parts)
 
-    def _take_counts(self, begin: int) -> Counter:
+    def _take_counts(self, begin: int, end: int) -> Counter:
         """What was counted since the last rows left, and the tokens and documents of the
-        window's rows [begin, next row)."""
+        window's rows [begin, end)."""
         counts, self._pending_counts = self._pending_counts, Counter()
         (tokens_before, pieces_before), (tokens, pieces) = (
-            self._contents[begin], self._contents[self._next_row]
-        )  # fmt: skip
+            self._contents[begin],
+            self._contents[end],
+        )
         counts[source_key("tokens", self._spec.name)] += tokens - tokens_before
         counts[source_key("documents", self._spec.name)] += pieces - pieces_before
         return counts

@@ -20,7 +20,7 @@ import grain
 import numpy as np
 
 from xlstm_data.documents import Documents, outside_vocabulary, ranges_index
-from xlstm_data.errors import InvalidRecordError
+from xlstm_data.errors import DataError, InvalidRecordError
 from xlstm_data.packing import Placement
 from xlstm_data.permutation import RandomPermutation
 from xlstm_data.readers.plan.build import Plan
@@ -351,9 +351,17 @@ class PlanBatches(grain.MapDataset):
                     np.clip(tail[0], 0, len(suffix)), np.clip(tail[1], 0, len(suffix)),
                 ],
                 axis=1,
-            ).tolist()  # fmt: skip
+            )  # fmt: skip
+            short = np.flatnonzero((bounds[:, 1::2] - bounds[:, ::2]).sum(axis=1) < length[chosen])
+            if len(short):
+                record = int(document[chosen[short[0]]])
+                raise DataError(
+                    f"{self.sources[index].describe(record)} holds fewer tokens than the plan "
+                    "says: the data changed after the plan was built. Restore the data, or delete "
+                    "the plan folder (plan_dir), whose lengths and plan are then built again."
+                )
             for slot, record, (p0, p1, r0, r1, s0, s1) in zip(
-                (3 * chosen).tolist(), inverse.tolist(), bounds, strict=True
+                (3 * chosen).tolist(), inverse.tolist(), bounds.tolist(), strict=True
             ):
                 parts[slot : slot + 3] = prefix[p0:p1], records[record][r0:r1], suffix[s0:s1]
         tokens = np.concatenate(parts, dtype=np.int32) if parts else _NO_TOKENS
