@@ -248,13 +248,14 @@ class OnlineReader(ReaderBase):
         ]
         # One source's packer hands out whole groups; mixed rows are grouped after mixing.
         groups = self._mixed_groups(rows) if mixture else rows[0]
-        if self.settings.worker_count:
-            groups = groups.map(Rows.as_group)
+        # Worker processes hand plain arrays to the parent, through Grain's shared memory.
+        plain = self.settings.worker_count > 0
         groups = in_worker_processes(
-            groups,
+            groups.map(Rows.as_group) if plain else groups,
             self.settings.worker_count,
             self.settings.worker_buffer_size,
         )
+        groups = groups.map(Rows.of_group) if plain else groups
         batches = BatchIterDataset(
             groups,
             self.schedule,

@@ -22,7 +22,7 @@ import numpy as np
 
 from xlstm_data.buffers import aligned_concatenate
 from xlstm_data.schedule import BatchSchedule
-from xlstm_data.stages.pack import Rows, join_rows
+from xlstm_data.stages.pack import join_rows
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,9 +34,8 @@ def row_groups(rows: grain.IterDataset, schedule: BatchSchedule) -> grain.IterDa
 
 
 class BatchIterDataset(grain.IterDataset):
-    """Grain IterDataset: row groups (`Rows`, or their `(fields, counts)` from worker
-    processes) → local batches `(fields, counts)` of `schedule.local_rows(step)` rows, from
-    step `first_step` on."""
+    """Grain IterDataset: row groups (`Rows`) → local batches `(fields, counts)` of
+    `schedule.local_rows(step)` rows, from step `first_step` on."""
 
     def __init__(
         self,
@@ -87,9 +86,8 @@ class _BatchIterator(grain.DatasetIterator):
         rows = spec.schedule.local_rows(self._step)
         groups, got = [], 0
         for group in itertools.islice(self._parent, rows // spec.schedule.group_rows):
-            fields, counts = group.as_group() if isinstance(group, Rows) else group
-            groups.append((fields, counts))
-            got += len(fields)
+            groups.append(group.as_group())
+            got += len(group)
             if got < len(groups) * spec.schedule.group_rows:
                 break  # the last, partial group of the stream
         if not groups or (got < rows and not spec.pad_remainder):

@@ -54,6 +54,11 @@ class Rows:
         through shared memory."""
         return self.fields, self.counts
 
+    @staticmethod
+    def of_group(group: tuple[np.ndarray, Counter]) -> Rows:
+        fields, counts = group
+        return Rows(fields, 0, len(fields), counts)
+
 
 def pack_fields(
     documents: Documents,
