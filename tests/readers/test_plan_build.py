@@ -1,6 +1,7 @@
 """The chunked, parallel plan build against a straightforward one that holds every stream in
 memory: the same plan, array for array, whatever the chunks and the workers."""
 
+import collections
 import filecmp
 import os
 
@@ -10,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_data import built_plan
 
-from xlstm_data.packing import place
+from xlstm_data.packing import Placement, place
 from xlstm_data.permutation import RandomPermutation
 from xlstm_data.readers.plan.build import Plan, build_plan
 from xlstm_data.readers.plan.parallel import ProcessPool
+from xlstm_data.readers.plan.windows import rows_by_document
 from xlstm_data.stages.split import split_lengths
 
 
@@ -104,8 +106,52 @@ def reference_plan(lengths, weights, *, row_length, seed, window_rows, shuffle, 
 def _layout(source, length, truncate, row_length, algorithm):
     pieces = split_lengths(length, row_length)
     kept = (pieces.start == 0) | ~np.asarray(truncate)[source[pieces.owner]]
-    size = pieces.length[kept]
-    return pieces.owner[kept], pieces.start[kept], size, place(size, row_length, algorithm)
+    owner, size = pieces.owner[kept], pieces.length[kept]
+    placement = plain_rows_by_document(place(size, row_length, algorithm), owner.tolist())
+    return owner, pieces.start[kept], size, placement
+
+
+def plain_rows_by_document(placement, owner):
+    """Rows renumbered the obvious way: a document's rows go with the row of its last piece,
+    that row after the full rows of all the documents it ends, groups in document order."""
+    pieces_of = collections.defaultdict(list)
+    for piece, row in enumerate(placement.row.tolist()):
+        pieces_of[row].append(piece)
+    home = {document: row for document, row in zip(owner, placement.row.tolist(), strict=True)}
+
+    def key(row):
+        documents = [owner[piece] for piece in pieces_of[row]]
+        group = home[documents[0]]
+        first = min(d for d, h in home.items() if h == group)
+        return (first, row == group, min(documents), min(pieces_of[row]))
+
+    order = sorted(range(placement.num_rows), key=key)
+    renumbered = {row: new for new, row in enumerate(order)}
+    rows = np.array([renumbered[row] for row in placement.row.tolist()], dtype=np.int64)
+    return Placement(rows, placement.offset, placement.num_rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(1, 50), min_size=1, max_size=30),
+    st.sampled_from(["best_fit", "first_fit"]),
+)
+def test_a_documents_rows_lie_together(lengths, algorithm):
+    row_length = 8
+    pieces = split_lengths(np.array(lengths, dtype=np.int64), row_length)
+    placement = place(pieces.length, row_length, algorithm)
+    grouped = rows_by_document(placement, pieces.owner)
+    # The same rows, renumbered: each row keeps its pieces at their offsets.
+    moved = {}
+    for old, new in zip(placement.row.tolist(), grouped.row.tolist(), strict=True):
+        assert moved.setdefault(old, new) == new
+    assert sorted(moved.values()) == list(range(placement.num_rows)) == sorted(moved)
+    assert np.array_equal(grouped.offset, placement.offset)
+    # Every row that ends documents follows all their full rows, without a gap.
+    for home in set(grouped.row[np.r_[pieces.owner[1:] != pieces.owner[:-1], True]].tolist()):
+        ended = set(pieces.owner[grouped.row == home].tolist())
+        rows = sorted(set(grouped.row[np.isin(pieces.owner, list(ended))].tolist()))
+        assert rows == list(range(home - len(rows) + 1, home + 1))
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from xlstm_data.packing import place
+from xlstm_data.packing import Placement, place
 from xlstm_data.readers.plan.streams import Streams
 from xlstm_data.stages.split import split_lengths
 
@@ -108,6 +108,7 @@ def pack_window(job: WindowJob) -> Window:
         for index in range(count):  # each source's stream goes on after its last taken document
             taken = position[:used][source[:used] == index]
             stream_end[index] = int(taken[-1]) + 1 if len(taken) else stream_begin[index]
+    placement = rows_by_document(placement, owner)
     in_order = np.lexsort((placement.offset, placement.row))
     piece_source = source[owner]
     return Window(
@@ -124,6 +125,38 @@ def pack_window(job: WindowJob) -> Window:
         truncated_tokens=int(cut[pieces.owner < used].sum()),
         stream_end=tuple(stream_end),
     )
+
+
+def rows_by_document(placement: Placement, owner: np.ndarray) -> Placement:
+    """The placement with its rows renumbered so that each document's rows lie together.
+
+    An epoch visits shuffled blocks of consecutive rows and reads a document once per block
+    that holds a piece of it. Every row of full pieces belongs to one document, and each
+    document's last piece sits in one row (shared with other documents' last pieces), so each
+    such row goes right after the full rows of all the documents it ends, in the window's order
+    (its first document's). On long documents this reads about 1.2x the tokens used instead
+    of 2x. `owner`: the document of each piece, ascending.
+    """
+    rows = placement.num_rows
+    if not len(owner):
+        return placement
+    last = np.r_[owner[1:] != owner[:-1], True]
+    # The row each document's rows gather around: the row of its last piece.
+    home_of_document = np.zeros(int(owner[-1]) + 1, np.int64)
+    home_of_document[owner[last]] = placement.row[last]
+    home = np.arange(rows)
+    home[placement.row] = home_of_document[owner]
+    first_document = np.full(rows, owner[-1] + 1, np.int64)
+    np.minimum.at(first_document, home_of_document[owner], owner)
+    own_document = np.full(rows, owner[-1] + 1, np.int64)
+    np.minimum.at(own_document, placement.row, owner)
+    piece_index = np.zeros(rows, np.int64)  # a full row's place in its document
+    piece_index[placement.row] = np.arange(len(owner))
+    is_home = home == np.arange(rows)
+    order = np.lexsort((piece_index, own_document, is_home, first_document[home]))
+    renumbered = np.empty(rows, np.int64)
+    renumbered[order] = np.arange(rows)
+    return Placement(renumbered[placement.row], placement.offset, rows)
 
 
 def _fill(owner: np.ndarray, length: np.ndarray, job: WindowJob, free_rows: int):
