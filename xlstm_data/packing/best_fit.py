@@ -33,9 +33,14 @@ def per_document_best_fit_decreasing(lengths: np.ndarray, capacity: int) -> Plac
     row_of = np.full(count, -1, dtype=np.int64)
     offset_of = np.zeros(count, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
+    # Row-filling documents (the pieces of long ones) come first and each opens a row of its
+    # own: placed at once, without the loop.
+    full = int(np.count_nonzero(lengths >= capacity)) if capacity > 0 else 0
+    row_of[order[:full]] = np.arange(full)
     open_rows: list[tuple[int, int]] = []  # (free tokens, row), sorted
-    used: list[int] = []  # tokens used per row
-    for doc, length in zip(order.tolist(), lengths[order].tolist(), strict=True):
+    used: list[int] = [capacity] * full  # tokens used per row
+    rest = order[full:]
+    for doc, length in zip(rest.tolist(), lengths[rest].tolist(), strict=True):
         if length == 0:
             break  # sorted: the rest is empty too
         slot = bisect.bisect_left(open_rows, (length, -1))
