@@ -22,7 +22,8 @@ import numpy as np
 
 @dataclass
 class Measurement:
-    """What one variant did: real tokens, batches, row slots, wall times, peak RSS."""
+    """What one variant did: real tokens, batches, row slots, wall times, peak RSS; for a
+    global plan, the tokens it read per token it used."""
 
     tokens: int
     batches: int
@@ -30,15 +31,19 @@ class Measurement:
     first_batch_s: float
     steady_s: float
     peak_rss_mb: float
+    read_per_used_token: float | None = None
 
     def figures(self) -> dict[str, float]:
-        return {
+        figures = {
             "tokens_per_s": round(self.tokens / self.steady_s),
             "batches_per_s": round(self.batches / self.steady_s, 2),
             "time_to_first_batch_s": round(self.first_batch_s, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "padding_fraction": round(1 - self.tokens / self.slots, 4) if self.slots else 0.0,
         }
+        if self.read_per_used_token is not None:
+            figures["read_per_used_token"] = round(self.read_per_used_token, 3)
+        return figures
 
 
 def peak_rss_mb() -> float:

@@ -109,6 +109,9 @@ def test_iterator_yields_each_document_once_per_epoch(sources, tmp_path):
         found = [s for batch in iterator for s in segments(batch)]
     expected = [d[i : i + 64].tolist() for d in documents for i in range(0, len(d), 64)]
     assert sorted(found) == sorted(expected)
+    # `read_tokens` counts the records read: each document at least once.
+    total = sum(map(len, documents))
+    assert total <= iterator.counts["read_tokens"] < 1.5 * total
 
 
 def test_state_is_the_step_and_restores_exactly(sources, tmp_path):

@@ -32,8 +32,9 @@ from xlstm_data.stages.pack import pack_fields
 from xlstm_data.telemetry import source_key
 
 # Consecutive plan rows that stay together when an epoch shuffles its rows: the full pieces of a
-# long document sit in consecutive rows, so a read finds them together instead of reading the
-# whole document once per piece (6x the tokens used, for books-length documents).
+# long document sit in consecutive rows, with the row of its last piece right after them
+# (`windows.rows_by_document`), so a read finds them together instead of reading the whole
+# document once per piece (6x the tokens used, for books-length documents).
 SHUFFLE_BLOCK_ROWS = 64
 
 _NO_TOKENS = np.zeros(0, np.int32)
@@ -267,7 +268,7 @@ class PlanBatches(grain.MapDataset):
         rows, step_rows = self.host_rows(chosen)
         row_step = np.repeat(np.asarray(chosen) + self.step_offset, step_rows)
         pieces, skipped = without_skipped(row_pieces(self.plan, rows), row_step, self.skips)
-        fields = self._materialize(pieces, len(rows))
+        fields, read_tokens = self._materialize(pieces, len(rows))
         # Tokens and pieces per (row, source), for the per-source counts of each batch.
         sources = len(self.sources)
         cell = pieces.row * sources + pieces.source
@@ -293,6 +294,8 @@ class PlanBatches(grain.MapDataset):
             if skipped is not None:
                 counts["skipped_pieces"] += int(skipped[0][begin:end].sum())
                 counts["skipped_tokens"] += int(skipped[1][begin:end].sum())
+            if not batches:  # the documents of all the steps are read at once
+                counts["read_tokens"] = read_tokens
             batches.append((fields[begin:end], counts))
             begin = end
         return batches
@@ -307,9 +310,11 @@ class PlanBatches(grain.MapDataset):
         ]
         return self.slots.rows(ranges_index(np.array(first), np.array(local))), local
 
-    def _materialize(self, pieces: RowPieces, num_rows: int) -> np.ndarray:
-        """The stacked fields of `num_rows` rows holding `pieces`."""
-        tokens = self._piece_tokens(pieces.source, pieces.document, pieces.start, pieces.length)
+    def _materialize(self, pieces: RowPieces, num_rows: int) -> tuple[np.ndarray, int]:
+        """The stacked fields of `num_rows` rows holding `pieces`, and the tokens read."""
+        tokens, read_tokens = self._piece_tokens(
+            pieces.source, pieces.document, pieces.start, pieces.length
+        )
         # Empty rows get an empty piece, so that every row exists in the placement.
         empty = np.flatnonzero(np.bincount(pieces.row, minlength=num_rows) == 0)
         placement = Placement(
@@ -317,7 +322,7 @@ class PlanBatches(grain.MapDataset):
             np.concatenate([pieces.offset, np.zeros(len(empty), np.int64)]),
             num_rows,
         )
-        return pack_fields(
+        fields = pack_fields(
             Documents(tokens, np.concatenate([pieces.length, np.zeros(len(empty), np.int64)])),
             placement,
             self.row_length,
@@ -325,20 +330,25 @@ class PlanBatches(grain.MapDataset):
             first_input_id=self.first_input_id,
             compact=self.compact,
         )
+        return fields, read_tokens
 
     def _piece_tokens(
         self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, int]:
         """The tokens of every piece, back to back (int32): each document read once, and each
-        piece copied once, from its slices of the prefix, the record and the suffix."""
+        piece copied once, from its slices of the prefix, the record and the suffix; and the
+        tokens of the records read."""
         parts: list[np.ndarray] = [_NO_TOKENS] * (3 * len(source))
+        read_tokens = 0
         for index in np.unique(source).tolist():
             chosen = np.flatnonzero(source == index)
             unique, inverse = np.unique(document[chosen], return_inverse=True)
             records = self.sources[index].__getitems__(unique)
             prefix = np.array(self.prefixes[index], np.int32)
             suffix = np.array(self.suffixes[index], np.int32)
-            sizes = np.fromiter(map(len, records), np.int64, count=len(records))[inverse]
+            record_sizes = np.fromiter(map(len, records), np.int64, count=len(records))
+            read_tokens += int(record_sizes.sum())
+            sizes = record_sizes[inverse]
             # Piece [a, b) of prefix + record + suffix (an empty record has no special tokens,
             # so its pieces are empty), clipped to each of the three.
             a, b = start[chosen], start[chosen] + length[chosen]
@@ -366,7 +376,7 @@ class PlanBatches(grain.MapDataset):
                 parts[slot : slot + 3] = prefix[p0:p1], records[record][r0:r1], suffix[s0:s1]
         tokens = np.concatenate(parts, dtype=np.int32) if parts else _NO_TOKENS
         self._check_vocabulary(tokens, source, document, length)
-        return tokens
+        return tokens, read_tokens
 
     def _check_vocabulary(
         self, tokens: np.ndarray, source: np.ndarray, document: np.ndarray, length: np.ndarray

@@ -134,26 +134,28 @@ def rows_by_document(placement: Placement, owner: np.ndarray) -> Placement:
     that holds a piece of it. Every row of full pieces belongs to one document, and each
     document's last piece sits in one row (shared with other documents' last pieces), so each
     such row goes right after the full rows of all the documents it ends, in the window's order
-    (its first document's). On the long benchmark mix an epoch then reads 1.13x the tokens it
-    uses instead of 2.0x. `owner`: the document of each piece, ascending.
+    (its first document's). On long documents an epoch then reads each document about once
+    instead of twice (the plan reader counts `read_tokens`). `owner`: the document of each
+    piece, ascending; every piece is placed (row >= 0).
     """
     rows = placement.num_rows
     if not len(owner):
         return placement
+    documents = int(owner[-1]) + 1
     last = np.r_[owner[1:] != owner[:-1], True]
     # The row each document's rows gather around: the row of its last piece.
-    home_of_document = np.zeros(int(owner[-1]) + 1, np.int64)
+    home_of_document = np.zeros(documents, np.int64)
     home_of_document[owner[last]] = placement.row[last]
     home = np.arange(rows)
     home[placement.row] = home_of_document[owner]
-    first_document = np.full(rows, owner[-1] + 1, np.int64)
-    np.minimum.at(first_document, home_of_document[owner], owner)
-    own_document = np.full(rows, owner[-1] + 1, np.int64)
-    np.minimum.at(own_document, placement.row, owner)
-    piece_index = np.zeros(rows, np.int64)  # a full row's place in its document
+    first_document = np.full(rows, documents, np.int64)
+    np.minimum.at(first_document, home_of_document, np.arange(documents))
+    # A full row's piece index: pieces are in document order, so this orders a group's full
+    # rows by document, then by place in it (a home row's value is never compared).
+    piece_index = np.zeros(rows, np.int64)
     piece_index[placement.row] = np.arange(len(owner))
     is_home = home == np.arange(rows)
-    order = np.lexsort((piece_index, own_document, is_home, first_document[home]))
+    order = np.lexsort((piece_index, is_home, first_document[home]))
     renumbered = np.empty(rows, np.int64)
     renumbered[order] = np.arange(rows)
     return Placement(renumbered[placement.row], placement.offset, rows)
