@@ -329,8 +329,9 @@ class PlanReader(ReaderBase):
                 f"Cannot restore the data iterator: the state belongs to plan "
                 f"{state.get('fingerprint')!r}, this iterator reads plan {expected!r} at step "
                 f"{step} (other data, weights, seed, row length, tokenizer, or a schedule "
-                "changed at or before the step's stage). Restore with the setup the state was "
-                "saved with."
+                "changed at or before the step's stage, or this xlstm-data lays plans out in a "
+                "newer plan format). Restore with the setup and xlstm-data version the state "
+                "was saved with."
             )
         self.skips.check_restore(state, step)
         return step, None
