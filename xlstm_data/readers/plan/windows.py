@@ -141,8 +141,8 @@ def rows_by_document(placement: Placement, owner: np.ndarray) -> Placement:
     rows = placement.num_rows
     if not len(owner):
         return placement
-    documents = int(owner[-1]) + 1
-    last = np.r_[owner[1:] != owner[:-1], True]
+    documents, pieces = int(owner[-1]) + 1, len(owner)
+    last = np.flatnonzero(np.r_[owner[1:] != owner[:-1], True])
     # The row each document's rows gather around: the row of its last piece.
     home_of_document = np.zeros(documents, np.int64)
     home_of_document[owner[last]] = placement.row[last]
@@ -151,11 +151,12 @@ def rows_by_document(placement: Placement, owner: np.ndarray) -> Placement:
     first_document = np.full(rows, documents, np.int64)
     np.minimum.at(first_document, home_of_document, np.arange(documents))
     # A full row's piece index: pieces are in document order, so this orders a group's full
-    # rows by document, then by place in it (a home row's value is never compared).
+    # rows by document, then by place in it (a group has one home row: its value only breaks
+    # no tie). Keys are unique, so one argsort of a combined key gives the order.
     piece_index = np.zeros(rows, np.int64)
-    piece_index[placement.row] = np.arange(len(owner))
+    piece_index[placement.row] = np.arange(pieces)
     is_home = home == np.arange(rows)
-    order = np.lexsort((piece_index, is_home, first_document[home]))
+    order = np.argsort((first_document[home] * 2 + is_home) * pieces + piece_index)
     renumbered = np.empty(rows, np.int64)
     renumbered[order] = np.arange(rows)
     return Placement(renumbered[placement.row], placement.offset, rows)
