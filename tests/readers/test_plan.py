@@ -267,3 +267,23 @@ def test_ids_outside_the_vocabulary_name_their_document(tmp_path):
     ):
         for _ in make_grain_iterator(setup, MESH, [0]):
             pass
+
+
+def test_each_source_of_a_planned_mixture_is_checked_against_its_own_vocabulary(tmp_path):
+    # Source 1's ids (3000…) are fine in its vocabulary of 4000 but outside source 0's 1100:
+    # only source 0's bad document may be named, whatever rows the two share.
+    small = stream(60, seed=1, first_token=1000)
+    small[21][2] = 1500
+    large = stream(60, seed=2, first_token=3000)
+    paths = [write_stream(tmp_path / "small", small), write_stream(tmp_path / "large", large)]
+    configs = [
+        MemmapDataConfig(**config(path, vocab_size=vocab, num_epochs=1, plan_dir=str(tmp_path)))
+        for path, vocab in zip(paths, (1100, 4000), strict=True)
+    ]
+    with pytest.raises(
+        InvalidRecordError, match=r"document 21 of .*small.*holds ids outside \[0, 1100\)"
+    ):
+        for _ in make_grain_iterator(configs, MESH, [0], dataset_weights=[0.5, 0.5]):
+            pass
+    with make_grain_iterator(configs[1], MESH, [0]) as iterator:
+        assert sum(1 for _ in iterator) > 0  # ids 3000… pass in a vocabulary of 4000

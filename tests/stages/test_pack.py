@@ -12,6 +12,7 @@ from xlstm_data.documents import Documents
 from xlstm_data.packing import place
 from xlstm_data.stages.pack import (
     PackIterDataset,
+    RowLayout,
     materialize_rows,
     pack_fields,
     segments_from_eod,
@@ -183,3 +184,25 @@ def test_packed_fields_equal_a_plain_layout(lengths, algorithm, shift_target, co
     expected = plain_fields(docs, placement, row_length, shift_target, 7)
     for name in BATCH_FIELDS:
         assert np.asarray(got[name]).tolist() == expected[name], name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 20), max_size=30), st.data())
+def test_rows_from_views_equal_rows_from_one_token_array(lengths, data):
+    # The global plan lays its rows straight from each piece's slices of prefix, record and
+    # suffix: any cut of a document into views must give the rows of its tokens back to back.
+    row_length = 20
+    documents = Documents.from_lists([list(range(1 + 50 * i, 1 + 50 * i + n))
+                                      for i, n in enumerate(lengths)])  # fmt: skip
+    views = []
+    for begin, n in zip(documents.starts.tolist(), lengths, strict=True):
+        cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=2)))
+        bounds = [begin, *(begin + c for c in cuts), begin + n]
+        views.append(tuple(documents.tokens[a:b] for a, b in itertools.pairwise(bounds)))
+    for algorithm in ("best_fit", "none"):
+        placement = place(documents.lengths, row_length, algorithm)
+        layout = RowLayout.of(documents.lengths, placement, row_length)
+        expected = layout.tokens(documents.tokens)
+        assert (layout.tokens_of_views(views) == expected).all()
+        # and they are the documents' tokens, each whole in one row, the rest padding
+        assert sorted(expected[expected > 0].tolist()) == sorted(documents.tokens.tolist())

@@ -23,7 +23,7 @@ import grain
 import numpy as np
 
 from xlstm_data.buffers import aligned_concatenate, aligned_empty
-from xlstm_data.documents import Documents
+from xlstm_data.documents import TOKEN_DTYPE, Documents
 from xlstm_data.errors import DataError
 from xlstm_data.packing import Placement, place
 from xlstm_data.stages.shift import shift_inputs, shift_rows, stacked_field_count
@@ -78,44 +78,19 @@ def pack_fields(
     batches without a copy): the rows' tokens are gathered once, the targets and inputs are
     copies of them, positions and segmentation are whole-window array operations.
     """
-    compact = compact and shift_target != "targets"
-    count = stacked_field_count(shift_target, compact)
-    if shift_target == "targets" or eod_id is not None:
-        targets, segments, positions = materialize_rows(documents, placement, row_length)
-        if eod_id is not None:
-            segments, positions = segments_from_eod(targets, segments, eod_id)
-        if compact:
-            return np.stack([targets, segments], axis=1)
-        return shift_rows(
-            targets, segments, positions, shift_target=shift_target, first_input_id=first_input_id
-        )
-    fields = aligned_empty((placement.num_rows, count, row_length))
-    pieces = RowLayout.of(documents, placement, row_length)
-    tokens = pieces.tokens(documents.tokens, away_from=fields)
-    if compact:
-        fields[:, 0] = tokens
-        pieces.segments(out=fields[:, 1])
-        return fields
-    fields[:, 1] = tokens
-    pieces.segments(out=fields[:, 3])
-    pieces.positions(out=fields[:, 2])
-    shift_inputs(
-        tokens, fields[:, 3], out=fields[:, 0], shift_target=shift_target,
-        first_input_id=first_input_id,
+    layout = RowLayout.of(documents.lengths, placement, row_length)
+    return layout.fields(
+        layout.tokens(documents.tokens), shift_target=shift_target,
+        first_input_id=first_input_id, eod_id=eod_id, compact=compact,
     )  # fmt: skip
-    return fields
 
 
 def materialize_rows(
     documents: Documents, placement: Placement, row_length: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(targets, segment ids, positions), each [num_rows, row_length] int32, of a placement."""
-    pieces = RowLayout.of(documents, placement, row_length)
-    shape = (placement.num_rows, row_length)
-    segments, positions = np.empty(shape, np.int32), np.empty(shape, np.int32)
-    pieces.segments(out=segments)
-    pieces.positions(out=positions)
-    return pieces.tokens(documents.tokens), segments, positions
+    layout = RowLayout.of(documents.lengths, placement, row_length)
+    return layout.tokens(documents.tokens), *layout.segments_and_positions()
 
 
 @dataclasses.dataclass
@@ -132,45 +107,104 @@ class RowLayout:
     """1, 2, … along each row; 0 for padding."""
     offset: np.ndarray
     """Where the piece begins in its row."""
+    document: np.ndarray
+    """Which document the piece is; -1 for padding."""
     num_rows: int
     row_length: int
 
     @classmethod
-    def of(cls, documents: Documents, placement: Placement, row_length: int) -> RowLayout:
+    def of(cls, lengths: np.ndarray, placement: Placement, row_length: int) -> RowLayout:
+        """The layout of documents of `lengths` placed by `placement`."""
         rows_count = placement.num_rows
         placed = np.flatnonzero(placement.row >= 0)
         order = placed[np.lexsort((placement.offset[placed], placement.row[placed]))]
         rows = placement.row[order]
         docs_per_row = np.bincount(rows, minlength=rows_count)
         docs_before_row = np.cumsum(docs_per_row) - docs_per_row
-        used = np.bincount(rows, weights=documents.lengths[order], minlength=rows_count)
+        used = np.bincount(rows, weights=lengths[order], minlength=rows_count)
         # Piece slots: row r's documents, then its padding; a document has r paddings before it.
         count = len(order) + rows_count
         doc_slots = np.arange(len(order)) + rows
         pad_slots = docs_before_row + docs_per_row + np.arange(rows_count)
         start = np.full(count, -1, np.int64)
+        document = np.full(count, -1, np.int64)
         length = np.empty(count, np.int64)
         segment = np.zeros(count, np.int32)
-        start[doc_slots] = documents.starts[order]
-        length[doc_slots] = documents.lengths[order]
+        start[doc_slots] = (np.cumsum(lengths) - lengths)[order]
+        document[doc_slots] = order
+        length[doc_slots] = lengths[order]
         length[pad_slots] = row_length - used.astype(np.int64)
         segment[doc_slots] = np.arange(len(order)) - docs_before_row[rows] + 1
         row_of = np.repeat(np.arange(rows_count), docs_per_row + 1)
         offset = np.cumsum(length) - length - row_of * row_length
-        return cls(start, length, segment, offset, rows_count, row_length)
+        return cls(start, length, segment, offset, document, rows_count, row_length)
 
-    def tokens(self, values: np.ndarray, away_from: np.ndarray | None = None) -> np.ndarray:
-        """The rows' tokens [rows, row_length], 0 on padding: one concatenation of views (a
-        single copy per token); `away_from`: see `aligned_empty`."""
-        out = aligned_empty((self.num_rows, self.row_length), values.dtype, away_from=away_from)
-        zeros = np.zeros(self.row_length, values.dtype)
+    def tokens(self, values: np.ndarray) -> np.ndarray:
+        """The rows' tokens [rows, row_length], 0 on padding, from the documents' tokens back
+        to back: one concatenation of views (a single copy per token)."""
+        zeros = np.zeros(self.row_length, TOKEN_DTYPE)
         spans = zip(self.start.tolist(), self.length.tolist(), strict=True)
-        views = [values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans if n]
+        return self._join([values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans if n])
+
+    def tokens_of_views(self, views: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        """`tokens`, where document d's tokens are the arrays `views[d]` back to back (slices
+        of the buffers they were read into): the rows are their only copy."""
+        zeros = np.zeros(self.row_length, TOKEN_DTYPE)
+        spans = zip(self.document.tolist(), self.length.tolist(), strict=True)
+        return self._join(
+            [v for d, n in spans if n for v in (views[d] if d >= 0 else (zeros[:n],))]
+        )
+
+    def _join(self, views: list[np.ndarray]) -> np.ndarray:
+        out = aligned_empty((self.num_rows, self.row_length), TOKEN_DTYPE)
         if views:
             np.concatenate(views, out=out.reshape(-1))
         else:
             out.fill(0)
         return out
+
+    def fields(
+        self,
+        tokens: np.ndarray,
+        *,
+        shift_target: Literal["inputs", "targets", "none"],
+        first_input_id: int,
+        eod_id: int | None = None,
+        compact: bool = False,
+    ) -> np.ndarray:
+        """The stacked fields of the rows whose tokens are `tokens` (see `pack_fields`)."""
+        compact = compact and shift_target != "targets"
+        if shift_target == "targets" or eod_id is not None:
+            segments, positions = self.segments_and_positions()
+            if eod_id is not None:
+                segments, positions = segments_from_eod(tokens, segments, eod_id)
+            if compact:
+                return np.stack([tokens, segments], axis=1)
+            return shift_rows(
+                tokens, segments, positions, shift_target=shift_target,
+                first_input_id=first_input_id,
+            )  # fmt: skip
+        count = stacked_field_count(shift_target, compact)
+        fields = aligned_empty((self.num_rows, count, self.row_length), away_from=tokens)
+        if compact:
+            fields[:, 0] = tokens
+            self.segments(out=fields[:, 1])
+            return fields
+        fields[:, 1] = tokens
+        self.segments(out=fields[:, 3])
+        self.positions(out=fields[:, 2])
+        shift_inputs(
+            tokens, fields[:, 3], out=fields[:, 0], shift_target=shift_target,
+            first_input_id=first_input_id,
+        )  # fmt: skip
+        return fields
+
+    def segments_and_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        shape = (self.num_rows, self.row_length)
+        segments, positions = np.empty(shape, np.int32), np.empty(shape, np.int32)
+        self.segments(out=segments)
+        self.positions(out=positions)
+        return segments, positions
 
     def segments(self, out: np.ndarray) -> None:
         out[...] = np.repeat(self.segment, self.length).reshape(out.shape)

@@ -28,7 +28,7 @@ from xlstm_data.readers.skips import Skips
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.protocol import DocumentSource
 from xlstm_data.stages.epochs import epoch_length
-from xlstm_data.stages.pack import pack_fields
+from xlstm_data.stages.pack import RowLayout
 from xlstm_data.telemetry import source_key
 
 # Consecutive plan rows that stay together when an epoch shuffles its rows: the full pieces of a
@@ -36,8 +36,6 @@ from xlstm_data.telemetry import source_key
 # (`windows.rows_by_document`), so a read finds them together instead of reading the whole
 # document once per piece (6x the tokens used, for books-length documents).
 SHUFFLE_BLOCK_ROWS = 64
-
-_NO_TOKENS = np.zeros(0, np.int32)
 
 
 class EpochSlots:
@@ -312,7 +310,7 @@ class PlanBatches(grain.MapDataset):
 
     def _materialize(self, pieces: RowPieces, num_rows: int) -> tuple[np.ndarray, int]:
         """The stacked fields of `num_rows` rows holding `pieces`, and the tokens read."""
-        tokens, read_tokens = self._piece_tokens(
+        views, read_tokens = self._piece_views(
             pieces.source, pieces.document, pieces.start, pieces.length
         )
         # Empty rows get an empty piece, so that every row exists in the placement.
@@ -322,23 +320,22 @@ class PlanBatches(grain.MapDataset):
             np.concatenate([pieces.offset, np.zeros(len(empty), np.int64)]),
             num_rows,
         )
-        fields = pack_fields(
-            Documents(tokens, np.concatenate([pieces.length, np.zeros(len(empty), np.int64)])),
-            placement,
-            self.row_length,
-            shift_target=self.shift_target,
-            first_input_id=self.first_input_id,
+        lengths = np.concatenate([pieces.length, np.zeros(len(empty), np.int64)])
+        layout = RowLayout.of(lengths, placement, self.row_length)
+        tokens = layout.tokens_of_views(views)
+        self._check_vocabulary(tokens, layout, pieces.source, pieces.document)
+        fields = layout.fields(
+            tokens, shift_target=self.shift_target, first_input_id=self.first_input_id,
             compact=self.compact,
-        )
+        )  # fmt: skip
         return fields, read_tokens
 
-    def _piece_tokens(
+    def _piece_views(
         self, source: np.ndarray, document: np.ndarray, start: np.ndarray, length: np.ndarray
-    ) -> tuple[np.ndarray, int]:
-        """The tokens of every piece, back to back (int32): each document read once, and each
-        piece copied once, from its slices of the prefix, the record and the suffix; and the
-        tokens of the records read."""
-        parts: list[np.ndarray] = [_NO_TOKENS] * (3 * len(source))
+    ) -> tuple[list[tuple[np.ndarray, ...]], int]:
+        """The tokens of every piece as its slices of the prefix, the record and the suffix
+        (each document read once; the rows copy them), and the tokens of the records read."""
+        views: list[tuple[np.ndarray, ...]] = [()] * len(source)
         read_tokens = 0
         for index in np.unique(source).tolist():
             chosen = np.flatnonzero(source == index)
@@ -370,23 +367,23 @@ class PlanBatches(grain.MapDataset):
                     "says: the data changed after the plan was built. Restore the data, or delete "
                     "the plan folder (plan_dir), whose lengths and plan are then built again."
                 )
-            for slot, record, (p0, p1, r0, r1, s0, s1) in zip(
-                (3 * chosen).tolist(), inverse.tolist(), bounds.tolist(), strict=True
+            for piece, record, (p0, p1, r0, r1, s0, s1) in zip(
+                chosen.tolist(), inverse.tolist(), bounds.tolist(), strict=True
             ):
-                parts[slot : slot + 3] = prefix[p0:p1], records[record][r0:r1], suffix[s0:s1]
-        tokens = np.concatenate(parts, dtype=np.int32) if parts else _NO_TOKENS
-        self._check_vocabulary(tokens, source, document, length)
-        return tokens, read_tokens
+                views[piece] = prefix[p0:p1], records[record][r0:r1], suffix[s0:s1]
+        return views, read_tokens
 
     def _check_vocabulary(
-        self, tokens: np.ndarray, source: np.ndarray, document: np.ndarray, length: np.ndarray
+        self, tokens: np.ndarray, layout: RowLayout, source: np.ndarray, document: np.ndarray
     ) -> None:
         """Raises naming a document whose piece holds an id outside its source's vocabulary:
-        every token the model sees is checked, one pass per distinct vocabulary size."""
-        pieces = Documents(tokens, length)
+        every token the model sees is checked (the rows' `tokens`, laid out by `layout`), one
+        pass per distinct vocabulary size."""
+        slots = Documents(tokens.reshape(-1), layout.length)
         bounds = np.array([-1 if b is None else b for b in self.vocab_sizes])[source]
         for bound in sorted({b for b in self.vocab_sizes if b is not None}):
-            bad = outside_vocabulary(pieces, bound)
+            # Only pieces can hold such ids: padding is 0, the empty rows' pieces are empty.
+            bad = layout.document[outside_vocabulary(slots, bound)]
             bad = bad[bounds[bad] == bound]  # pieces of sources with this vocabulary
             if len(bad):
                 piece = int(bad[0])
