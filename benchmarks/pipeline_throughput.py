@@ -103,13 +103,16 @@ def run_xlstm_data(args, folder: Path, shuffle: bool):
 
 def run_xlstm_data_host(args, folder: Path, shuffle: bool):
     from xlstm_data.api import build_reader
+    from xlstm_data.stages.shift import field
 
     started = time.perf_counter()
     batches = iter(build_reader(xlstm_data_config(args, folder, shuffle)).batches(0))
 
     def count(item) -> tuple[int, int]:
-        fields, counts = item
-        return counts["tokens"], fields.shape[0] * fields.shape[2]
+        # From the batch itself, as for every variant (a window's counts come with its first
+        # batch, which would skew a count over a few windows).
+        segmentation = field(item[0], "targets_segmentation")
+        return np.count_nonzero(segmentation), segmentation.size
 
     warmup, steps = args.steps // 2, args.steps
     return measure(batches, count, warmup=warmup, steps=steps, started=started,
