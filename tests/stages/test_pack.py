@@ -187,22 +187,39 @@ def test_packed_fields_equal_a_plain_layout(lengths, algorithm, shift_target, co
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 20), max_size=30), st.data())
-def test_rows_from_views_equal_rows_from_one_token_array(lengths, data):
-    # The global plan lays its rows straight from each piece's slices of prefix, record and
-    # suffix: any cut of a document into views must give the rows of its tokens back to back.
-    row_length = 20
+@given(
+    st.lists(st.integers(0, 20), max_size=30),
+    st.integers(0, 3),
+    st.sampled_from([np.uint16, np.uint32, np.int32]),
+    st.sampled_from(["inputs", "targets", "none"]),
+    st.data(),
+)
+def test_rows_from_views_equal_rows_from_one_token_array(
+    lengths, empty_rows, record_dtype, shift_target, data
+):
+    # The global plan lays its rows straight from each piece's slices of prefix (int32),
+    # record (the source's dtype) and suffix: any cut of a document into views must give the
+    # rows of its tokens back to back; empty pieces (of empty rows) have no views at all.
+    row_length = 20 + (shift_target == "targets")
     documents = Documents.from_lists([list(range(1 + 50 * i, 1 + 50 * i + n))
                                       for i, n in enumerate(lengths)])  # fmt: skip
     views = []
     for begin, n in zip(documents.starts.tolist(), lengths, strict=True):
-        cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=2)))
-        bounds = [begin, *(begin + c for c in cuts), begin + n]
-        views.append(tuple(documents.tokens[a:b] for a, b in itertools.pairwise(bounds)))
+        a, b = sorted(data.draw(st.lists(st.integers(0, n), min_size=2, max_size=2)))
+        token = documents.tokens[begin : begin + n]
+        views.append((token[:a], token[a:b].astype(record_dtype), token[b:]))
+    with_empty = np.concatenate([documents.lengths, np.zeros(empty_rows, np.int64)])
     for algorithm in ("best_fit", "none"):
-        placement = place(documents.lengths, row_length, algorithm)
-        layout = RowLayout.of(documents.lengths, placement, row_length)
+        placement = place(with_empty, row_length, algorithm)
+        layout = RowLayout.of(with_empty, placement, row_length)
         expected = layout.tokens(documents.tokens)
-        assert (layout.tokens_of_views(views) == expected).all()
+        got = layout.tokens_of_views(views)
+        assert got.dtype == np.int32 and (got == expected).all()
         # and they are the documents' tokens, each whole in one row, the rest padding
-        assert sorted(expected[expected > 0].tolist()) == sorted(documents.tokens.tolist())
+        assert sorted(got[got > 0].tolist()) == sorted(documents.tokens.tolist())
+        fields = layout.fields(got, shift_target=shift_target, first_input_id=7)
+        reference = pack_fields(
+            Documents(documents.tokens, with_empty), placement, row_length,
+            shift_target=shift_target, first_input_id=7,
+        )  # fmt: skip
+        assert (fields == reference).all()

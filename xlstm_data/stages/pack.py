@@ -148,7 +148,8 @@ class RowLayout:
 
     def tokens_of_views(self, views: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         """`tokens`, where document d's tokens are the arrays `views[d]` back to back (slices
-        of the buffers they were read into): the rows are their only copy."""
+        of the buffers they were read into, cast to int32 here): the rows are their only copy.
+        `views[d]` is only read for documents of non-zero length."""
         zeros = np.zeros(self.row_length, TOKEN_DTYPE)
         spans = zip(self.document.tolist(), self.length.tolist(), strict=True)
         return self._join(
@@ -200,6 +201,7 @@ class RowLayout:
         return fields
 
     def segments_and_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Segment ids and positions [rows, row_length] int32 (`segments`, `positions`)."""
         shape = (self.num_rows, self.row_length)
         segments, positions = np.empty(shape, np.int32), np.empty(shape, np.int32)
         self.segments(out=segments)

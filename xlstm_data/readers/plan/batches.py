@@ -382,8 +382,10 @@ class PlanBatches(grain.MapDataset):
         slots = Documents(tokens.reshape(-1), layout.length)
         bounds = np.array([-1 if b is None else b for b in self.vocab_sizes])[source]
         for bound in sorted({b for b in self.vocab_sizes if b is not None}):
-            # Only pieces can hold such ids: padding is 0, the empty rows' pieces are empty.
+            # The slots' pieces (the empty rows' pieces hold nothing; padding, 0, is outside
+            # only a vocabulary of size 0).
             bad = layout.document[outside_vocabulary(slots, bound)]
+            bad = bad[bad >= 0]
             bad = bad[bounds[bad] == bound]  # pieces of sources with this vocabulary
             if len(bad):
                 piece = int(bad[0])
