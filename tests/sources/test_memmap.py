@@ -199,6 +199,11 @@ def test_bad_files_are_named(tmp_path):
     )
     stream = write_bin(tmp_path / "stream.bin", np.arange(100))
     assert "stream.bin is a 1-D stream" in error(stream, records="documents")
+    # An int64 id past int32 would wrap into a valid id (2^32 + 5 → 5): refused, named.
+    np.save(tmp_path / "wide.npy", np.r_[np.zeros(40), 2**32 + 5, np.zeros(40)].astype(np.int64))
+    assert "wide.npy holds id 4294967301, beyond the int32 token ids" in error(
+        str(tmp_path / "wide.npy"), vocab_size=1000, window_offset=0, drop_remainder=False
+    )
 
 
 def test_config_defaults_and_yaml(tmp_path):

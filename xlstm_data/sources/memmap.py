@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from xlstm_data.documents import TOKEN_DTYPE
 from xlstm_data.errors import ConfigError, DataError
 from xlstm_data.io import atomic_path, content_stamp, expand_paths
 from xlstm_data.sources.protocol import DocumentSource, files_identity
@@ -122,6 +123,8 @@ class _TokenFilesSource(DocumentSource):
                     "after the source was opened; restart the pipeline."
                 )
             position += length
+        if out.dtype.itemsize > np.dtype(TOKEN_DTYPE).itemsize:
+            _check_ids_fit(out, file.path)
         return out
 
     def _locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +156,18 @@ class _TokenFilesSource(DocumentSource):
 
     def __getstate__(self) -> dict:
         return self.__dict__ | {"_handles": None}
+
+
+def _check_ids_fit(tokens: np.ndarray, path: str) -> None:
+    """Raises if an id of a file wider than the tokens' int32 would wrap into another id."""
+    bounds = np.iinfo(TOKEN_DTYPE)
+    if len(tokens) and (tokens.min() < bounds.min or tokens.max() > bounds.max):
+        bad = tokens[(tokens < bounds.min) | (tokens > bounds.max)][0]
+        raise DataError(
+            f"Token file {path} holds id {bad}, beyond the int32 token ids (it would wrap into "
+            "another id): the file is damaged or holds no token ids; save ids as uint16, "
+            "uint32 or int32."
+        )
 
 
 def window_offsets(sizes: np.ndarray, window: int, offset: int | None, seed: int) -> np.ndarray:
