@@ -18,6 +18,7 @@ from xlstm_data import (
     DataError,
     GrainArrayRecordsDataConfig,
     HFHubDataConfig,
+    InvalidRecordError,
     IpfsDataConfig,
     MemmapDataConfig,
     load_configs,
@@ -177,6 +178,36 @@ def test_int64_token_records_are_not_read_as_int32(tmp_path):
     with make_grain_iterator(config, MESH, [0]) as iterator:
         rows = [row[row > 0].tolist() for batch in iterator for row in np.asarray(batch.targets)]
     assert [r for r in rows if r] == [r.tolist() for r in records]
+
+
+def test_ids_beyond_int32_do_not_wrap_into_the_vocabulary(tmp_path):
+    # A pre-tokenized HF column is int64: 2^32 + 5 cast to int32 would be the valid id 5.
+    ids = [[1, 2, 3]] * 20 + [[4, 2**32 + 5, 6]] + [[7, 8]] * 20
+    datasets.Dataset.from_dict({"text": ids}).save_to_disk(tmp_path / "ids")
+    for vocab_size in (1000, None):  # (none: the plausible-vocabulary bound, 2^24)
+        config = HFHubDataConfig(
+            hf_path=str(tmp_path / "ids"), global_batch_size=8, max_target_length=8,
+            tokenize_data=False, add_eod=False, vocab_size=vocab_size, worker_count=0,
+            num_epochs=1,
+        )  # fmt: skip
+        with pytest.raises(InvalidRecordError, match=r"row 20 of .*ids.* holds ids outside"):
+            for _ in make_grain_iterator(config, MESH, [0]):
+                pass
+
+
+def test_a_plan_checks_ids_without_a_known_vocabulary(tmp_path):
+    # uint32 ids past int32 become negative int32 ids: refused like online, with no vocab_size.
+    rows = np.full((16, 8), 3, np.uint32)
+    rows[5, 2] = 2**31 + 9
+    np.save(tmp_path / "rows.npy", rows)
+    for plan in ({"plan": "online"}, {"plan": "global", "plan_dir": str(tmp_path / "plans")}):
+        config = MemmapDataConfig(
+            data_files=str(tmp_path / "rows.npy"), records="documents", global_batch_size=8,
+            max_target_length=8, num_epochs=1, **plan,
+        )  # fmt: skip
+        with pytest.raises(InvalidRecordError, match=r"document 5 of .*rows\.npy holds ids"):
+            for _ in make_grain_iterator(config, MESH, [0]):
+                pass
 
 
 def test_an_eod_id_outside_the_vocabulary_is_refused(token_data):

@@ -13,6 +13,18 @@ from collections import Counter
 import numpy as np
 
 TOKEN_DTYPE = np.int32
+# Token ids are below this bound for every real vocabulary; raw text read as int32 is not
+# (four ASCII bytes make a number above 5 * 10^8). The bound checked when none is known.
+MAX_PLAUSIBLE_VOCAB = 1 << 24
+
+
+def as_token_ids(values: np.ndarray) -> np.ndarray:
+    """Integer ids as TOKEN_DTYPE; ids beyond its range become -1 or its maximum (outside
+    every vocabulary, so the vocabulary check names them) instead of wrapping into valid ids
+    (2^32 + 5 would become 5)."""
+    if np.can_cast(values.dtype, TOKEN_DTYPE):
+        return values.astype(TOKEN_DTYPE, copy=False)
+    return np.clip(values, -1, np.iinfo(TOKEN_DTYPE).max).astype(TOKEN_DTYPE)
 
 
 @dataclasses.dataclass

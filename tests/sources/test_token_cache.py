@@ -15,6 +15,7 @@ from xlstm_data import (
 )
 from xlstm_data.errors import ConfigError, DataError
 from xlstm_data.readers.inputs import open_input
+from xlstm_data.sources.array_record import ArrayRecordSource, write_array_record_file
 from xlstm_data.sources.registry import open_source
 from xlstm_data.sources.token_cache import load_token_cache
 from xlstm_data.sources.token_cache_files import CacheMetadata, cache_dtype, lengths_file
@@ -115,3 +116,23 @@ def test_records_shorter_than_the_plan_says_name_their_document(cache, tmp_path)
     with pytest.raises(DataError, match=r"document 3 of .* holds fewer tokens than the plan"):
         for _ in make_grain_iterator(config, MESH, [0]):
             pass
+
+
+def test_a_cache_of_other_ids_or_a_damaged_record_is_refused(cache, tmp_path):
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    metadata = CacheMetadata.read(copy)
+    shard = copy / metadata.shards[0].file
+    records = ArrayRecordSource([str(shard)], [metadata.shards[0].documents]).__getitems__(
+        range(metadata.shards[0].documents)
+    )
+    records[7] = records[7][:-1]  # one byte short: no whole number of ids
+    shard.unlink()
+    write_array_record_file(shard, records)
+    with pytest.raises(DataError, match=r"document 7 of .* has \d+ bytes, not a multiple of"):
+        load_token_cache(copy).__getitems__([6, 7, 8])
+    # int64 ids would be cast to int32 (2^32 + 5 → 5): only uint16 and int32 caches exist.
+    metadata.dtype = "int64"
+    metadata.write(copy)
+    with pytest.raises(DataError, match=r"says the tokens are 'int64'; a token cache holds uint16"):
+        load_token_cache(copy)

@@ -44,10 +44,19 @@ class TokenCacheSource(DocumentSource):
         return len(self.records)
 
     def __getitem__(self, key: int) -> np.ndarray:
-        return np.frombuffer(self.records[key], self.dtype)
+        return self.__getitems__([key])[0]
 
     def __getitems__(self, keys: Sequence[int]) -> list[np.ndarray]:
-        return [np.frombuffer(r, self.dtype) for r in self.records.__getitems__(keys)]
+        records = self.records.__getitems__(keys)
+        try:
+            return [np.frombuffer(r, self.dtype) for r in records]
+        except ValueError:  # a record's size is not a multiple of the token size
+            slot = next(i for i, r in enumerate(records) if len(r) % self.dtype.itemsize)
+            raise DataError(
+                f"{self.describe(int(keys[slot]))} has {len(records[slot])} bytes, not a "
+                f"multiple of {self.dtype.itemsize} ({self.metadata.dtype} ids): the cache is "
+                "damaged; rebuild it with `xlstm-data prepare`."
+            ) from None
 
     @property
     def token_info(self) -> TokenInfo:

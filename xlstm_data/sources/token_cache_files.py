@@ -126,6 +126,12 @@ class CacheMetadata:
                 f"Token cache {folder} has format version {metadata.format_version}, but this "
                 f"xlstm-data reads version {FORMAT_VERSION}; rebuild it with `xlstm-data prepare`."
             )
+        if metadata.dtype not in ("uint16", "int32"):
+            raise DataError(
+                f"{file} says the tokens are {metadata.dtype!r}; a token cache holds uint16 or "
+                "int32 ids (`cache_dtype`), so it was not written by `xlstm-data prepare`: "
+                "rebuild it with `xlstm-data prepare`."
+            )
         if require_complete and not metadata.complete:
             raise DataError(
                 f"Token cache {folder} is unfinished ({len(metadata.shards)} shards written "

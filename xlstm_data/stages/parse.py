@@ -15,14 +15,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xlstm_data.documents import TOKEN_DTYPE, Documents, outside_vocabulary
+from xlstm_data.documents import (
+    MAX_PLAUSIBLE_VOCAB,
+    TOKEN_DTYPE,
+    Documents,
+    as_token_ids,
+    outside_vocabulary,
+)
 from xlstm_data.errors import DataError, InvalidRecordError
 
 LOGGER = logging.getLogger(__name__)
-
-# Token ids are below this bound for every real vocabulary; raw text read as int32 is not
-# (four ASCII bytes make a number above 5 * 10^8).
-_MAX_PLAUSIBLE_VOCAB = 1 << 24
 
 
 @dataclasses.dataclass
@@ -137,7 +139,7 @@ class ParseTokens(_RecordParser):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.bound = vocab_size or _MAX_PLAUSIBLE_VOCAB
+        self.bound = vocab_size or MAX_PLAUSIBLE_VOCAB
         self.token_dtype = token_dtype
         self.raw_dtype = np.dtype(token_dtype or "int32").newbyteorder("<")
         self.prefix = prefix
@@ -211,9 +213,7 @@ class ParseTokens(_RecordParser):
     def _tokens(self, value: Any, key: int, counts: Counter) -> np.ndarray:
         itemsize = self.raw_dtype.itemsize
         if isinstance(value, bytes) and len(value) % itemsize == 0:
-            ids = np.frombuffer(value, dtype=self.raw_dtype)
-            # Ids beyond int32 are outside every vocabulary: keep them outside after the cast.
-            return np.clip(ids, -1, np.iinfo(TOKEN_DTYPE).max).astype(TOKEN_DTYPE, copy=False)
+            return as_token_ids(np.frombuffer(value, dtype=self.raw_dtype))
         if isinstance(value, str):
             self._invalid(
                 key,
@@ -230,7 +230,7 @@ class ParseTokens(_RecordParser):
                 counts,
             )
         elif (array := np.asarray(value)).dtype.kind in "iu":
-            return array.astype(TOKEN_DTYPE, copy=False).reshape(-1)
+            return as_token_ids(array).reshape(-1)
         else:
             self._invalid(key, f"holds {array.dtype} values, not integer token ids.", counts)
         return np.zeros(0, TOKEN_DTYPE)
@@ -242,9 +242,9 @@ class ParseTokens(_RecordParser):
             ids = documents.tokens[documents.starts[doc] : documents.starts[doc] + lengths[doc]]
             self._invalid(
                 int(keys[doc]),
-                f"holds ids outside [0, {self.bound}) (min {ids.min()}, "
-                f"max {ids.max()}): not token ids of this vocabulary (text stored as "
-                "bytes? then set tokenize_data=True).",
+                f"holds ids outside [0, {self.bound}) (min {ids.min()}, max {ids.max()}; ids "
+                "beyond int32 count as -1 or 2147483647): not token ids of this vocabulary "
+                "(text stored as bytes? then set tokenize_data=True).",
                 documents.counts,
             )
             lengths[doc] = 0

@@ -19,7 +19,12 @@ from typing import Literal
 import grain
 import numpy as np
 
-from xlstm_data.documents import Documents, outside_vocabulary, ranges_index
+from xlstm_data.documents import (
+    MAX_PLAUSIBLE_VOCAB,
+    Documents,
+    outside_vocabulary,
+    ranges_index,
+)
 from xlstm_data.errors import DataError, InvalidRecordError
 from xlstm_data.packing import Placement
 from xlstm_data.permutation import RandomPermutation
@@ -380,8 +385,10 @@ class PlanBatches(grain.MapDataset):
         every token the model sees is checked (the rows' `tokens`, laid out by `layout`), one
         pass per distinct vocabulary size."""
         slots = Documents(tokens.reshape(-1), layout.length)
-        bounds = np.array([-1 if b is None else b for b in self.vocab_sizes])[source]
-        for bound in sorted({b for b in self.vocab_sizes if b is not None}):
+        # A source without a known vocabulary is checked against the plausible bound, as online.
+        vocab_sizes = [b or MAX_PLAUSIBLE_VOCAB for b in self.vocab_sizes]
+        bounds = np.array(vocab_sizes)[source]
+        for bound in sorted(set(vocab_sizes)):
             # The slots' pieces (the empty rows' pieces hold nothing; padding, 0, is outside
             # only a vocabulary of size 0).
             bad = layout.document[outside_vocabulary(slots, bound)]
