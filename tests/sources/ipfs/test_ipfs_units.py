@@ -105,7 +105,8 @@ def test_unknown_datasets_are_reported_and_left_out(caplog):
         choose_datasets(available, ["nope"], "root")
 
 
-def test_caps_take_a_prefix_of_the_files():
+def test_caps_take_a_prefix_of_the_files(caplog):
+    caplog.set_level(logging.INFO)
     files = [FileEntry("d", f"{i}.txt", None, 10) for i in range(5)]
     files.insert(2, FileEntry("d", "2.md", None, 10))
     take = take_files
@@ -117,6 +118,8 @@ def test_caps_take_a_prefix_of_the_files():
     ]
     assert len(take(files, suffixes=None, max_files=None, max_bytes=35)) == 3
     assert take(files, suffixes=None, max_files=None, max_bytes=5) == []
+    # What a cap leaves out is logged.
+    assert "take 3 files, 30 bytes, and leave out the files from 3.txt on" in caplog.text
 
 
 def write_hi(path: Path) -> None:

@@ -126,7 +126,8 @@ def take_files(
     max_files: int | None,
     max_bytes: int | None,
 ) -> list[FileEntry]:
-    """The files (in path order) with a wanted suffix, up to the first that would pass a cap."""
+    """The files (in path order) with a wanted suffix, up to the first that would pass a cap
+    (logged: what a cap leaves out is never dropped silently)."""
     chosen, total = [], 0
     for entry in files:
         if suffixes and not entry.path.endswith(tuple(suffixes)):
@@ -134,6 +135,11 @@ def take_files(
         if (max_files is not None and len(chosen) >= max_files) or (
             max_bytes is not None and total + entry.size > max_bytes
         ):
+            LOGGER.info(
+                "Dataset %r: the caps (max_files_per_dataset=%s, max_bytes_per_dataset=%s) take "
+                "%d files, %d bytes, and leave out the files from %s on.",
+                entry.dataset, max_files, max_bytes, len(chosen), total, entry.path,
+            )  # fmt: skip
             break
         chosen.append(entry)
         total += entry.size
