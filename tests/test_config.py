@@ -79,6 +79,17 @@ def test_unknown_keys_and_types_are_rejected(tmp_path):
         config_from_dict({"data_config_type": "csv"})
     with pytest.raises(ValueError, match="missing"):
         config_from_dict({"data_config_type": "huggingface", "global_batch_size": 8})
+    misspelt = {"data_config_type": "token_cache", "cache_path": "c", "global_batch_size": 8,
+                "max_target_lenght": 8, "weigth": 1.0}  # fmt: skip
+    with pytest.raises(ConfigError, match="did you mean 'max_target_length' for 'max_target_l"):
+        config_from_dict(misspelt)
+    mixture = tmp_path / "mixture.yaml"
+    mixture.write_text(f"datasets:\n  - {misspelt}\n".replace("'", '"'))
+    with pytest.raises(ConfigError, match="'weight' for 'weigth'"):  # a mixture entry's key
+        load_configs(mixture)
+    with pytest.raises(ConfigError, match="'datasets' for 'dataset'"):
+        mixture.write_text("dataset: []\ndatasets: []\n")
+        load_configs(mixture)
 
 
 def test_train_eval_configs_differ_in_order_and_remainder(tmp_path):

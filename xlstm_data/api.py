@@ -166,9 +166,10 @@ def preprocess_dataset(
 ) -> tuple[grain.IterDataset, Any]:
     """One source on one host → `(IterDataset of local batches, data source)`.
 
-    Local batches are `(fields, counts)`: the six `LLMBatch` fields as numpy arrays of this
-    host's rows, and what the pipeline read, packed, padded and dropped for them. Extra keyword
-    arguments are `DataConfig` fields (worker_count, batch_rampup_factors, …).
+    Local batches are `(fields, counts)`: this host's rows with their `LLMBatch` fields stacked
+    as one int32 array [rows, 4 or 6, length] (`stages/shift.py` names the slots), and what the
+    pipeline read, packed, padded and dropped for them. Extra keyword arguments are
+    `DataConfig` fields (worker_count, batch_rampup_factors, …).
     """
     config = DataConfig(
         global_batch_size=global_batch_size,

@@ -164,8 +164,8 @@ def test_online_only_sources_are_refused(text_data, sp_model):
         max_target_length=32,
         tokenizer_path=str(sp_model),
         plan="global",
-        plan_dir="/tmp/unused",
     )
+    # Said first: without it, the missing plan_dir would be the error, and then this one.
     with pytest.raises(ValueError, match="needs document lengths"):
         make_grain_iterator(setup, MESH, [0])
 

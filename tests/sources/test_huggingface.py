@@ -6,6 +6,7 @@ import datasets
 import pytest
 
 from xlstm_data.config import HFHubDataConfig
+from xlstm_data.errors import ConfigError
 from xlstm_data.sources.huggingface import load_huggingface_dataset
 
 
@@ -45,6 +46,8 @@ def test_hf_local_data_files(tmp_path, suffix):
     }[suffix]
     by_builder = load_huggingface_dataset(hf_config(builder, hf_data_files=str(path)))
     assert by_builder["text"] == texts
+    with pytest.raises(ConfigError, match="hf_data_files of .* cannot apply to hf_path"):
+        load_huggingface_dataset(hf_config(path, hf_data_files="/elsewhere/*.json"))
 
 
 def test_hf_saved_to_disk_and_split_errors(tmp_path):
@@ -57,6 +60,9 @@ def test_hf_saved_to_disk_and_split_errors(tmp_path):
     splits.save_to_disk(tmp_path / "saved")
     dataset = load_huggingface_dataset(hf_config(tmp_path / "saved", split="validation"))
     assert dataset.column_names == ["text"] and dataset["text"] == ["c"]
+    saved = hf_config(tmp_path / "saved", hf_data_files="/nope/*.json", hf_name="x")
+    with pytest.raises(ConfigError, match="hf_name, hf_data_files of .* save_to_disk folder"):
+        load_huggingface_dataset(saved)  # would be ignored: the folder loads as it was saved
     with pytest.raises(ValueError, match="no split 'test'"):
         load_huggingface_dataset(hf_config(tmp_path / "saved", split="test"))
     with pytest.raises(ValueError, match="no column 'body'"):

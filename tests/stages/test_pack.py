@@ -85,6 +85,22 @@ def test_counts_report_rows_tokens_and_padding():
     assert counts["documents"] == 3
 
 
+@settings(max_examples=100, deadline=None)
+@given(blocks_strategy, st.booleans(), st.integers(1, 4), st.integers(1, 3))
+def test_each_group_counts_its_own_rows(blocks, packed, window_rows, group_rows):
+    """A group's counts are the rows it holds, not its window's (the metrics of a step)."""
+    dataset = rows_dataset(blocks, packed=packed, window_rows=window_rows, group_rows=group_rows)
+    for rows in dataset:
+        segments = field(rows.fields, "targets_segmentation")
+        documents = sum(int(row.max(initial=0)) for row in segments)
+        assert rows.counts["rows"] == len(rows.fields)
+        assert (
+            rows.counts["tokens"] == rows.counts["tokens:the source"] == int((segments > 0).sum())
+        )
+        assert rows.counts["padding_tokens"] == int((segments == 0).sum())
+        assert rows.counts["documents"] == rows.counts["documents:the source"] == documents
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.integers(1, 99), min_size=0, max_size=16), max_size=40), st.booleans())
 def test_rows_hold_every_token_once_with_consistent_segments(docs, packed):

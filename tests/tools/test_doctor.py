@@ -107,9 +107,9 @@ def test_doctor_fails_with_the_fix(tmp_path, cache, capsys):
          "max_target_length": 64},
     )  # fmt: skip
     with pytest.raises(SystemExit) as exit:
-        main(["doctor", str(config), "--hosts", "4", "--quiet"])
+        main(["doctor", str(config), "--hosts", "4", "--devices-per-host", "2", "--quiet"])
     assert exit.value.code == 1
-    assert "not divisible by the 4 hosts; use a multiple of 4" in capsys.readouterr().err
+    assert "not divisible by the 4 hosts; use a multiple of 8" in capsys.readouterr().err
     missing = write_yaml(
         tmp_path / "missing.yaml",
         {"data_config_type": "token_cache", "cache_path": str(tmp_path / "nowhere"),

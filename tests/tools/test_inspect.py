@@ -90,6 +90,16 @@ def test_inspect_shows_the_tokens_of_a_planned_step_and_their_records(plan_yaml,
     assert pieces >= len(result["rows"])
 
 
+def test_a_cache_is_decoded_with_the_tokenizer_its_metadata_names(plan_yaml, tmp_path):
+    config = yaml.safe_load(plan_yaml.read_text())
+    del config["tokenizer_path"]
+    bare = write_yaml(tmp_path / "bare.yaml", config)
+    texts = [[s["text"] for s in row["segments"]] for row in inspect_step(bare, step=3)["rows"]]
+    named = inspect_step(plan_yaml, step=3)["rows"]
+    assert texts == [[s["text"] for s in row["segments"]] for row in named]
+    assert not any(text.startswith("[") for row in texts for text in row)  # text, not ids
+
+
 def test_documents_at_covers_every_row_of_the_global_batch(plan_yaml):
     configs, _ = load_configs(plan_yaml)
     mesh = jax.make_mesh((jax.device_count(),), ("data",))

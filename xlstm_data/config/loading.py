@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ from xlstm_data.config.settings import check_weights
 from xlstm_data.errors import ConfigError
 
 
-def config_from_dict(values: dict[str, Any], *, where: str = "config") -> DataConfig:
-    """Builds the config class named by `data_config_type`, rejecting unknown keys."""
+def config_from_dict(
+    values: dict[str, Any], *, where: str = "config", also_known: tuple[str, ...] = ()
+) -> DataConfig:
+    """Builds the config class named by `data_config_type`, rejecting unknown keys
+    (`also_known`: keys the caller takes, which a misspelt key may have meant)."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping of config fields, got {values!r}.")
     values = dict(values)
@@ -30,8 +34,9 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> DataCo
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {unknown} for {cls.__name__}; remove them or "
-            f"use one of {sorted(known)}."
+            f"{where}: unknown key(s) {unknown} for {cls.__name__}"
+            f"{did_you_mean(unknown, [*known, *also_known])}; remove them or use one of "
+            f"{sorted(known)}."
         )
     factors = values.get("batch_rampup_factors")
     if isinstance(factors, dict):
@@ -47,6 +52,13 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> DataCo
         raise ConfigError(f"{where}: {error}") from error
     except TypeError as error:  # a required field is missing
         raise ConfigError(f"{where}: {error}") from error
+
+
+def did_you_mean(unknown: list[str], known: list[str]) -> str:
+    """' (did you mean …?)' for the unknown keys that are close to a known one, else ''."""
+    close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+    hints = [f"{match[0]!r} for {key!r}" for key, match in close.items() if match]
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
 
 
 def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float] | None]:
@@ -68,7 +80,8 @@ def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float]
     unknown = sorted(set(document) - {"defaults", "datasets", "schedule"})
     if unknown:
         raise ConfigError(
-            f"{path}: unknown top-level key(s) {unknown}; a mixture file has "
+            f"{path}: unknown top-level key(s) {unknown}"
+            f"{did_you_mean(unknown, ['defaults', 'datasets', 'schedule'])}; a mixture file has "
             "'defaults', 'datasets' and optionally 'schedule'."
         )
     defaults = document.get("defaults") or {}
@@ -85,7 +98,7 @@ def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float]
             raise ConfigError(f"{where}: expected a mapping of config fields, got {entry!r}.")
         entry = {**defaults, **entry}
         weights.append(entry.pop("weight", 1.0))
-        configs.append(config_from_dict(entry, where=where))
+        configs.append(config_from_dict(entry, where=where, also_known=("weight",)))
     try:
         return configs, check_weights(weights, len(configs))
     except ConfigError as error:

@@ -224,10 +224,12 @@ class OnlineReader(ReaderBase):
             return 0
         if len(self.inputs) > 1 or not self.one_row_per_record:
             raise ConfigError(
-                f"start_from_step={step} needs one record per row (one config, "
-                "grain_packing=False, truncate_documents=True); with packing, splitting or "
-                "mixing the records behind a step depend on the data. Restore a saved state "
-                "with iterator.set_state(...) instead: it is exact and as fast."
+                f"start_from_step={step} needs one record per row: one config with "
+                "grain_packing=False and truncate_documents=True (memmap windows too: "
+                "truncation cuts nothing from a window that fits its row). With packing, "
+                "mixing or documents that may split, the records behind a step depend on the "
+                "data. Restore a saved state with iterator.set_state(...) instead: it is exact "
+                "and as fast."
             )
         return self.schedule.rows_before(step) // self.host_count
 

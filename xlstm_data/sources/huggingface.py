@@ -71,6 +71,16 @@ class HuggingFaceSource(DocumentSource):
         return f"HuggingFaceSource({self.name}, {len(self)} rows, column {self.column!r})"
 
 
+def _refuse_set(config: HFHubDataConfig, fields: list[str], why: str) -> None:
+    """Fields that cannot apply to the dataset `hf_path` names are refused, not ignored."""
+    given = [f for f in fields if getattr(config, f) not in (None, False)]
+    if given:
+        raise ConfigError(
+            f"Invalid data config: {', '.join(given)} of {config.label} cannot apply to "
+            f"hf_path = {str(config.hf_path)!r} ({why}); remove {' and '.join(given)}."
+        )
+
+
 def load_huggingface_dataset(config: HFHubDataConfig) -> datasets.Dataset:
     """The `split` of the dataset named by `config.hf_path`, reduced to `config.data_column`."""
     import datasets
@@ -82,6 +92,12 @@ def load_huggingface_dataset(config: HFHubDataConfig) -> datasets.Dataset:
             "local path or a hub name."
         )
     if path.is_dir() and is_saved_dataset(path):
+        _refuse_set(
+            config,
+            ["hf_name", "hf_data_dir", "hf_data_files", "hf_num_data_processes",
+             "hf_trust_remote_code"],
+            "a save_to_disk folder is loaded as it was saved",
+        )  # fmt: skip
         LOGGER.info("Loading dataset saved with save_to_disk from %s.", path)
         try:
             loaded = datasets.load_from_disk(str(path))
@@ -102,6 +118,7 @@ def load_huggingface_dataset(config: HFHubDataConfig) -> datasets.Dataset:
             kwargs["trust_remote_code"] = True
         name, data_files = str(config.hf_path), config.hf_data_files
         if path.is_file():  # a single local data file: pick its builder by suffix
+            _refuse_set(config, ["hf_data_files"], "hf_path names the one data file")
             if path.suffix not in _BUILDER_BY_SUFFIX:
                 raise ConfigError(
                     f"hf_path {str(path)!r} has an unknown suffix; use one of "

@@ -386,12 +386,6 @@ class _PackIterator(grain.DatasetIterator):
             eod_id=spec.eod_id if spec.algorithm == "none" else None,
             compact=spec.compact,
         )
-        counts = self._pending_counts
-        tokens, pieces = int(documents.lengths.sum()), int((documents.lengths > 0).sum())
-        counts["rows"] += placement.num_rows
-        counts["tokens"] += tokens
-        counts["padding_tokens"] += placement.num_rows * spec.row_length - tokens
-        counts["documents"] += pieces
         rows, lengths = placement.row, documents.lengths
         placed = rows >= 0
         contents = np.stack(
@@ -425,15 +419,21 @@ class _PackIterator(grain.DatasetIterator):
         return parts[0] if len(parts) == 1 else join_rows(parts)
 
     def _take_counts(self, begin: int, end: int) -> Counter:
-        """What was counted since the last rows left, and the tokens and documents of the
-        window's rows [begin, end)."""
+        """What was counted since the last rows left, and the rows, tokens, padding and
+        documents of the window's rows [begin, end): counts follow the rows that leave, so a
+        batch's counts are its own rows' (not its window's)."""
         counts, self._pending_counts = self._pending_counts, Counter()
-        (tokens_before, pieces_before), (tokens, pieces) = (
+        (tokens_before, pieces_before), (tokens_after, pieces_after) = (
             self._contents[begin],
             self._contents[end],
         )
-        counts[source_key("tokens", self._spec.name)] += tokens - tokens_before
-        counts[source_key("documents", self._spec.name)] += pieces - pieces_before
+        tokens, pieces = tokens_after - tokens_before, pieces_after - pieces_before
+        counts["rows"] += end - begin
+        counts["tokens"] += tokens
+        counts["padding_tokens"] += (end - begin) * self._spec.row_length - tokens
+        counts["documents"] += pieces
+        counts[source_key("tokens", self._spec.name)] += tokens
+        counts[source_key("documents", self._spec.name)] += pieces
         return counts
 
     def get_state(self) -> dict[str, Any]:

@@ -244,7 +244,8 @@ class ParseTokens(_RecordParser):
                 int(keys[doc]),
                 f"holds ids outside [0, {self.bound}) (min {ids.min()}, max {ids.max()}; ids "
                 "beyond int32 count as -1 or 2147483647): not token ids of this vocabulary "
-                "(text stored as bytes? then set tokenize_data=True).",
+                "(ids of a larger vocabulary? then set vocab_size to it; text stored as "
+                "bytes? then set tokenize_data=True).",
                 documents.counts,
             )
             lengths[doc] = 0

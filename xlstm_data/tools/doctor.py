@@ -106,7 +106,8 @@ def _diagnose(doctor: Doctor, progress: bool) -> None:
                 "batch",
                 "error",
                 f"global_batch_size = {settings.global_batch_size} is not divisible by the "
-                f"{divisor} {what}; use a multiple of {divisor}.",
+                f"{divisor} {what}; use a multiple of {devices} (every device gets whole "
+                "rows).",
             )
             return
     BatchSchedule(  # checks every ramp-up batch against hosts and devices

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from rich.text import Text
 from xlstm_data.config import load_configs
 from xlstm_data.errors import ConfigError
 from xlstm_data.readers.inputs import Input, open_inputs
-from xlstm_data.tokenizer import Tokenizer
+from xlstm_data.tokenizer import Tokenizer, load_tokenizer
 from xlstm_data.tools.simulate import batch_field, host_readers, run_host
 
 SEGMENT_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
@@ -42,6 +43,9 @@ def inspect_step(
         raise ConfigError(f"--step {step} is negative.")
     configs, weights = load_configs(path)
     inputs = open_inputs(configs)
+    decoder = next((i.tokenizer for i in inputs if i.tokenizer), None) or _recorded_tokenizer(
+        inputs
+    )
     readers = host_readers(configs, weights, inputs, hosts=hosts, devices_per_host=devices_per_host)
     for _ in range(host):
         next(readers)
@@ -74,8 +78,7 @@ def inspect_step(
             segment |= piece or {"source": inputs[0].name if len(inputs) == 1 else None}
             input = _input_of(inputs, segment["source"])
             # The sources of a mixture share one vocabulary: any of their tokenizers decodes.
-            tokenizer = input.tokenizer or next((i.tokenizer for i in inputs if i.tokenizer), None)
-            segment["text"] = _decode(input, segment["tokens"], tokenizer)
+            segment["text"] = _decode(input, segment["tokens"], input.tokenizer or decoder)
         rows.append(
             {
                 "row": first_row + index,
@@ -133,6 +136,20 @@ def _align(segments: list[dict], pieces: list[dict]) -> list[dict | None]:
         else None
         for s in segments
     ]
+
+
+def _recorded_tokenizer(inputs: list[Input]) -> Tokenizer | None:
+    """The tokenizer a token cache's metadata names, when it is on this machine and is the
+    one that made the cache (the same fingerprint): without a tokenizer_path, rows still
+    print as text."""
+    for input in inputs:
+        metadata = getattr(input.source, "metadata", None)
+        path = getattr(metadata, "tokenizer_path", None)
+        if path and Path(path).expanduser().exists():
+            tokenizer = load_tokenizer(path)
+            if tokenizer.fingerprint == metadata.tokenizer_fingerprint:
+                return tokenizer
+    return None
 
 
 def _input_of(inputs: list[Input], name: str | None) -> Input:

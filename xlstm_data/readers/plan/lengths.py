@@ -20,6 +20,7 @@ import numpy as np
 from xlstm_data.errors import ConfigError
 from xlstm_data.io import atomic_path
 from xlstm_data.readers.inputs import Input
+from xlstm_data.sources.protocol import DocumentSource
 
 
 class WithSpecialTokens:
@@ -35,6 +36,22 @@ class WithSpecialTokens:
     def __getitem__(self, index: slice) -> np.ndarray:
         raw = self.raw[index]
         return np.where(raw > 0, raw + self.extra, 0)
+
+
+def check_lengths_known(inputs: list[Input]) -> None:
+    """Raises, before any other plan error, for a source that cannot give its document
+    lengths without reading every record (text, raw records)."""
+    for input in inputs:
+        if type(input.source).document_lengths is DocumentSource.document_lengths:
+            raise _lengths_unknown(input)
+
+
+def _lengths_unknown(input: Input) -> ConfigError:
+    return ConfigError(
+        f"Invalid data config: plan='global' needs document lengths, which {input.name} does "
+        "not know without reading every record; use a token cache (`xlstm-data prepare`) or "
+        "memmap files, or plan='online'."
+    )
 
 
 class DocumentLengths:
@@ -62,11 +79,7 @@ class DocumentLengths:
         input = self.inputs[index]
         raw = input.source.document_lengths()
         if raw is None:
-            raise ConfigError(
-                f"Invalid data config: plan='global' needs document lengths, which {input.name} "
-                "does not know without reading every record; use a token cache (`xlstm-data "
-                "prepare`) or memmap files, or plan='online'."
-            )
+            raise _lengths_unknown(input)
         return np.asarray(raw, dtype=np.int64)
 
     def _digest(self, index: int) -> str:

@@ -30,7 +30,7 @@ from xlstm_data.readers.plan.batches import (
     without_skipped,
 )
 from xlstm_data.readers.plan.build import Plan
-from xlstm_data.readers.plan.lengths import DocumentLengths
+from xlstm_data.readers.plan.lengths import DocumentLengths, check_lengths_known
 from xlstm_data.readers.plan.parallel import Workers
 from xlstm_data.readers.plan.store import plan_for
 from xlstm_data.schedule import BatchSchedule
@@ -96,6 +96,7 @@ class PlanReader(ReaderBase):
             compact=compact,
             stages=stages,
         )
+        check_lengths_known(self.inputs)
         first = self.inputs[0]
         first_inputs = {i.tokens.first_input_id for i in self.inputs}
         if len(first_inputs) > 1:
