@@ -190,7 +190,8 @@ def test_ids_beyond_int32_do_not_wrap_into_the_vocabulary(tmp_path):
             tokenize_data=False, add_eod=False, vocab_size=vocab_size, worker_count=0,
             num_epochs=1,
         )  # fmt: skip
-        with pytest.raises(InvalidRecordError, match=r"row 20 of .*ids.* holds ids outside"):
+        refused = r"row 20 of .*ids.* holds ids outside .* larger vocabulary\? then set vocab_size"
+        with pytest.raises(InvalidRecordError, match=refused):
             for _ in make_grain_iterator(config, MESH, [0]):
                 pass
 

@@ -87,7 +87,6 @@ def resolve_special_tokens(
             configured,
         )
     vocab_size = _first(config.vocab_size, info.vocab_size, tokenizer and tokenizer.vocab_size)
-    _check_vocab_size(config, tokenizer, info)
     if eod is not None and vocab_size is not None and eod >= vocab_size:
         raise ConfigError(
             f"Invalid data config: eod_token_id {eod} of {config.label} is not below the "
@@ -103,26 +102,6 @@ def resolve_special_tokens(
     bos = tokenizer.bos_id if tokenizer is not None else None
     first_input = _first(eod, bos, 0)
     return SpecialTokens(bos_id, end_ids, eod, first_input, vocab_size)
-
-
-def _check_vocab_size(config: DataConfig, tokenizer: Tokenizer | None, info: TokenInfo) -> None:
-    """A configured vocab_size below the source's or the tokenizer's vocabulary would refuse
-    their valid ids record by record; it is refused once, here, instead."""
-    known = [
-        (size, where)
-        for size, where in (
-            (info.vocab_size, "the source's metadata"),
-            (tokenizer and config.tokenize_data and tokenizer.vocab_size, "the tokenizer"),
-        )
-        if size
-    ]
-    for size, where in known:
-        if config.vocab_size is not None and config.vocab_size < size:
-            raise ConfigError(
-                f"Invalid data config: vocab_size = {config.vocab_size} of {config.label} is "
-                f"below the vocabulary of {where} ({size}), so its ids would be refused; leave "
-                f"vocab_size unset or set it to at least {size}."
-            )
 
 
 def _first(*values: int | None) -> int | None:
