@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+import yaml
 
 from xlstm_data.config import (
     GrainArrayRecordsDataConfig,
@@ -84,7 +85,7 @@ def test_unknown_keys_and_types_are_rejected(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'max_target_length' for 'max_target_l"):
         config_from_dict(misspelt)
     mixture = tmp_path / "mixture.yaml"
-    mixture.write_text(f"datasets:\n  - {misspelt}\n".replace("'", '"'))
+    mixture.write_text(yaml.safe_dump({"datasets": [misspelt]}))
     with pytest.raises(ConfigError, match="'weight' for 'weigth'"):  # a mixture entry's key
         load_configs(mixture)
     with pytest.raises(ConfigError, match="'datasets' for 'dataset'"):

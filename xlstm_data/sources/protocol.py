@@ -28,6 +28,8 @@ class TokenInfo:
     eod_token_id: int | None = None
     tokenizer_fingerprint: str | None = None
     """The `Tokenizer.fingerprint` of the tokenizer that made the ids."""
+    tokenizer_path: str | None = None
+    """Where that tokenizer was, when the ids were made (to decode them for people)."""
 
 
 @runtime_checkable

@@ -64,6 +64,7 @@ class TokenCacheSource(DocumentSource):
             vocab_size=self.metadata.vocab_size,
             eod_token_id=self.metadata.eod_token_id,
             tokenizer_fingerprint=self.metadata.tokenizer_fingerprint,
+            tokenizer_path=self.metadata.tokenizer_path,
         )
 
     def document_lengths(self) -> np.ndarray:

@@ -139,15 +139,14 @@ def _align(segments: list[dict], pieces: list[dict]) -> list[dict | None]:
 
 
 def _recorded_tokenizer(inputs: list[Input]) -> Tokenizer | None:
-    """The tokenizer a token cache's metadata names, when it is on this machine and is the
-    one that made the cache (the same fingerprint): without a tokenizer_path, rows still
+    """The tokenizer a source says made its ids (a token cache's metadata), when it is on this
+    machine and is that tokenizer (the same fingerprint): without a tokenizer_path, rows still
     print as text."""
     for input in inputs:
-        metadata = getattr(input.source, "metadata", None)
-        path = getattr(metadata, "tokenizer_path", None)
-        if path and Path(path).expanduser().exists():
-            tokenizer = load_tokenizer(path)
-            if tokenizer.fingerprint == metadata.tokenizer_fingerprint:
+        info = input.source.token_info
+        if info.tokenizer_path and Path(info.tokenizer_path).expanduser().exists():
+            tokenizer = load_tokenizer(info.tokenizer_path)
+            if tokenizer.fingerprint == info.tokenizer_fingerprint:
                 return tokenizer
     return None
 

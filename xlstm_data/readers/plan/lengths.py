@@ -42,7 +42,8 @@ def check_lengths_known(inputs: list[Input]) -> None:
     """Raises, before any other plan error, for a source that cannot give its document
     lengths without reading every record (text, raw records)."""
     for input in inputs:
-        if type(input.source).document_lengths is DocumentSource.document_lengths:
+        lengths = getattr(type(input.source), "document_lengths", None)
+        if lengths in (None, DocumentSource.document_lengths):  # the protocol's: None
             raise _lengths_unknown(input)
 
 
