@@ -1,7 +1,7 @@
 """Host arrays placed for speed: JAX's CPU devices take an array without a copy only when it
-is aligned to 64 bytes (NumPy does not promise that), and a copy between two arrays whose
-addresses agree in their low 12 bits, shifted by a few elements, stalls on 4K aliasing (the
-CPU takes the loads for reloads of the stores just made)."""
+is contiguous and aligned to 64 bytes (NumPy does not promise that), and a copy between two
+arrays whose addresses agree in their low 12 bits, shifted by a few elements, stalls on 4K
+aliasing (the CPU takes the loads for reloads of the stores just made)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,39 @@ import math
 
 import numpy as np
 
-ALIGNMENT = 64
-
-
 PAGE = 4096
 
 
-def aligned_empty(
-    shape: tuple[int, ...],
-    dtype: np.dtype | type = np.int32,
-    *,
-    away_from: np.ndarray | None = None,
-) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary, and half a
-    page away from where `away_from`'s data starts (modulo a page), if given."""
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype | type = np.int32) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a page boundary."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
     raw = np.empty(size + PAGE, np.uint8)
-    if away_from is None:
-        target = 0
-    else:
-        target = (away_from.ctypes.data + PAGE // 2) % PAGE // ALIGNMENT * ALIGNMENT
-    offset = (target - raw.ctypes.data) % PAGE
+    offset = -raw.ctypes.data % PAGE
     return raw[offset : offset + size].view(dtype).reshape(shape)
 
 
-def aligned_concatenate(arrays: list[np.ndarray]) -> np.ndarray:
-    """`np.concatenate(arrays)` (along the first axis) into an aligned array."""
-    rows = sum(len(a) for a in arrays)
-    out = aligned_empty((rows, *arrays[0].shape[1:]), arrays[0].dtype)
-    return np.concatenate(arrays, out=out)
+def field_planes(rows: int, fields: int, length: int) -> np.ndarray:
+    """An uninitialised stacked batch [rows, fields, length] int32 stored field by field:
+    each field of any run of rows is one contiguous block (aligned to 64 bytes when a row is a
+    multiple of 64 bytes), so CPU devices take every field of a batch sliced from it without a
+    copy. Consecutive fields start half a page apart modulo a page, so writing one field
+    shifted from the next (inputs from targets) does not stall on 4K aliasing."""
+    size = rows * length * np.dtype(np.int32).itemsize
+    stride = -(-size // PAGE) * PAGE + PAGE // 2
+    planes = aligned_empty((fields, stride // np.dtype(np.int32).itemsize))
+    return planes[:, : rows * length].reshape(fields, rows, length).transpose(1, 0, 2)
+
+
+def is_planar(stacked: np.ndarray) -> bool:
+    """Whether every field of a stacked batch [rows, fields, length] is one contiguous block."""
+    rows, _, length = stacked.shape
+    itemsize = stacked.itemsize
+    return stacked.strides[2] == itemsize and (rows == 1 or stacked.strides[0] == length * itemsize)
+
+
+def concatenate_planes(stacked: list[np.ndarray]) -> np.ndarray:
+    """Stacked batches [rows, fields, length] joined along the rows, into `field_planes`."""
+    _, fields, length = stacked[0].shape
+    out = field_planes(sum(len(s) for s in stacked), fields, length)
+    return np.concatenate(stacked, out=out)

@@ -1,5 +1,6 @@
 """The packer: windows, rows that hold every token once, resume from any state, counts."""
 
+import functools
 import itertools
 from collections import Counter
 
@@ -233,7 +234,10 @@ def test_rows_from_views_equal_rows_from_one_token_array(
         assert got.dtype == np.int32 and (got == expected).all()
         # and they are the documents' tokens, each whole in one row, the rest padding
         assert sorted(got[got > 0].tolist()) == sorted(documents.tokens.tolist())
-        fields = layout.fields(got, shift_target=shift_target, first_input_id=7)
+        fields = layout.fields(
+            functools.partial(layout.tokens_of_views, views), shift_target=shift_target,
+            first_input_id=7,
+        )  # fmt: skip
         reference = pack_fields(
             Documents(documents.tokens, with_empty), placement, row_length,
             shift_target=shift_target, first_input_id=7,

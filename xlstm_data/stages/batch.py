@@ -20,7 +20,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from xlstm_data.buffers import aligned_concatenate
+from xlstm_data.buffers import concatenate_planes
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.stages.pack import join_rows
 
@@ -105,7 +105,7 @@ class _BatchIterator(grain.DatasetIterator):
             groups.append((np.zeros((rows - got, count, length), np.int32), None))
             counts["padding_rows"] += rows - got
             counts["padding_tokens"] += (rows - got) * length
-        return aligned_concatenate([fields for fields, _ in groups]), counts
+        return concatenate_planes([fields for fields, _ in groups]), counts
 
     def get_state(self) -> dict[str, Any]:
         return {"parent": self._parent.get_state(), "step": self._step}

@@ -14,15 +14,16 @@ documents to skip in that block, rows already emitted).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import grain
 import numpy as np
 
-from xlstm_data.buffers import aligned_concatenate, aligned_empty
+from xlstm_data.buffers import aligned_empty, concatenate_planes, field_planes
 from xlstm_data.documents import TOKEN_DTYPE, Documents
 from xlstm_data.errors import DataError
 from xlstm_data.packing import Placement, place
@@ -74,13 +75,14 @@ def pack_fields(
     `shift_rows`), or only the targets and segmentation [rows, 2, length] with `compact`;
     `eod_id` starts a segment after every EOD token inside a document.
 
-    The common layouts are written in place, into an aligned array (CPU devices take its
-    batches without a copy): the rows' tokens are gathered once, the targets and inputs are
-    copies of them, positions and segmentation are whole-window array operations.
+    The common layouts are written in place, field by field (`field_planes`: CPU devices
+    take its batches without a copy): the rows' tokens are gathered once, straight into the
+    targets, the inputs are a shifted copy of them, positions and segmentation are
+    whole-window array operations.
     """
     layout = RowLayout.of(documents.lengths, placement, row_length)
     return layout.fields(
-        layout.tokens(documents.tokens), shift_target=shift_target,
+        functools.partial(layout.tokens, documents.tokens), shift_target=shift_target,
         first_input_id=first_input_id, eod_id=eod_id, compact=compact,
     )  # fmt: skip
 
@@ -139,25 +141,29 @@ class RowLayout:
         offset = np.cumsum(length) - length - row_of * row_length
         return cls(start, length, segment, offset, document, rows_count, row_length)
 
-    def tokens(self, values: np.ndarray) -> np.ndarray:
+    def tokens(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The rows' tokens [rows, row_length], 0 on padding, from the documents' tokens back
-        to back: one concatenation of views (a single copy per token)."""
+        to back: one concatenation of views (a single copy per token), into `out` (a
+        contiguous [rows, row_length] block) or a new array."""
         zeros = np.zeros(self.row_length, TOKEN_DTYPE)
         spans = zip(self.start.tolist(), self.length.tolist(), strict=True)
-        return self._join([values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans if n])
+        views = [values[s : s + n] if s >= 0 else zeros[:n] for s, n in spans if n]
+        return self._join(views, out)
 
-    def tokens_of_views(self, views: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    def tokens_of_views(
+        self, views: Sequence[Sequence[np.ndarray]], out: np.ndarray | None = None
+    ) -> np.ndarray:
         """`tokens`, where document d's tokens are the arrays `views[d]` back to back (slices
         of the buffers they were read into, cast to int32 here): the rows are their only copy.
         `views[d]` is only read for documents of non-zero length."""
         zeros = np.zeros(self.row_length, TOKEN_DTYPE)
         spans = zip(self.document.tolist(), self.length.tolist(), strict=True)
-        return self._join(
-            [v for d, n in spans if n for v in (views[d] if d >= 0 else (zeros[:n],))]
-        )
+        pieces = [v for d, n in spans if n for v in (views[d] if d >= 0 else (zeros[:n],))]
+        return self._join(pieces, out)
 
-    def _join(self, views: list[np.ndarray]) -> np.ndarray:
-        out = aligned_empty((self.num_rows, self.row_length), TOKEN_DTYPE)
+    def _join(self, views: list[np.ndarray], out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            out = aligned_empty((self.num_rows, self.row_length), TOKEN_DTYPE)
         if views:
             np.concatenate(views, out=out.reshape(-1))
         else:
@@ -166,16 +172,18 @@ class RowLayout:
 
     def fields(
         self,
-        tokens: np.ndarray,
+        write_tokens: Callable[[np.ndarray | None], np.ndarray],
         *,
         shift_target: Literal["inputs", "targets", "none"],
         first_input_id: int,
         eod_id: int | None = None,
         compact: bool = False,
     ) -> np.ndarray:
-        """The stacked fields of the rows whose tokens are `tokens` (see `pack_fields`)."""
+        """The stacked fields of the rows (see `pack_fields`). `write_tokens(out)` writes the
+        rows' tokens into `out` ([rows, row_length]; a new array if None) and returns them."""
         compact = compact and shift_target != "targets"
         if shift_target == "targets" or eod_id is not None:
+            tokens = write_tokens(None)
             segments, positions = self.segments_and_positions()
             if eod_id is not None:
                 segments, positions = segments_from_eod(tokens, segments, eod_id)
@@ -186,12 +194,12 @@ class RowLayout:
                 first_input_id=first_input_id,
             )  # fmt: skip
         count = stacked_field_count(shift_target, compact)
-        fields = aligned_empty((self.num_rows, count, self.row_length), away_from=tokens)
+        fields = field_planes(self.num_rows, count, self.row_length)
         if compact:
-            fields[:, 0] = tokens
+            write_tokens(fields[:, 0])
             self.segments(out=fields[:, 1])
             return fields
-        fields[:, 1] = tokens
+        tokens = write_tokens(fields[:, 1])
         self.segments(out=fields[:, 3])
         self.positions(out=fields[:, 2])
         shift_inputs(
@@ -471,5 +479,5 @@ def join_rows(parts: Sequence[Rows]) -> Rows:
     )
     if consecutive:
         return Rows(first.window, first.begin, last.end, counts)
-    joined = aligned_concatenate([part.fields for part in parts])
+    joined = concatenate_planes([part.fields for part in parts])
     return Rows(joined, 0, len(joined), counts)

@@ -20,6 +20,8 @@ from typing import Literal
 
 import numpy as np
 
+from xlstm_data.buffers import field_planes
+
 BATCH_FIELDS = (
     "inputs",
     "targets",
@@ -101,7 +103,7 @@ def shift_rows(
     between processes. Fully masked rows (segment ids all 0) come out all zero."""
     count, width = tokens.shape
     if shift_target == "targets":
-        out = np.empty((count, len(FULL_LAYOUT), width - 1), dtype=np.int32)
+        out = field_planes(count, len(FULL_LAYOUT), width - 1)
         (
             inputs,
             targets,
@@ -118,7 +120,7 @@ def shift_rows(
         np.multiply(inputs_position, same, out=targets_position)
         np.multiply(inputs_segmentation, same, out=targets_segmentation)
         return out
-    out = np.empty((count, stacked_field_count(shift_target), width), dtype=np.int32)
+    out = field_planes(count, stacked_field_count(shift_target), width)
     out[:, 1], out[:, 2], out[:, 3] = tokens, positions, segment_ids
     shift_inputs(
         tokens, segment_ids, out=out[:, 0], shift_target=shift_target,
@@ -137,9 +139,9 @@ def shift_inputs(
 ) -> None:
     """Writes the inputs of rows [rows, length] into `out` from their targets and segmentation.
 
-    `targets` should not be the stacked batch's own targets slot: a copy one token over
-    between two slots whose addresses differ by a multiple of 4 KiB stalls on 4K aliasing
-    (10x slower here); the packer passes its separate token rows instead.
+    `targets` and `out` should not start a multiple of 4 KiB apart: a copy one token over
+    between two such blocks stalls on 4K aliasing (10x slower here); `field_planes` places
+    the fields of a stacked batch half a page apart.
     """
     if shift_target == "inputs":
         # Rows start with a document unless they are empty (fully masked, all zero).

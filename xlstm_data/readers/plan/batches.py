@@ -327,10 +327,14 @@ class PlanBatches(grain.MapDataset):
         )
         lengths = np.concatenate([pieces.length, np.zeros(len(empty), np.int64)])
         layout = RowLayout.of(lengths, placement, self.row_length)
-        tokens = layout.tokens_of_views(views)
-        self._check_vocabulary(tokens, layout, pieces.source, pieces.document)
+
+        def write_tokens(out: np.ndarray | None) -> np.ndarray:
+            tokens = layout.tokens_of_views(views, out)
+            self._check_vocabulary(tokens, layout, pieces.source, pieces.document)
+            return tokens
+
         fields = layout.fields(
-            tokens, shift_target=self.shift_target, first_input_id=self.first_input_id,
+            write_tokens, shift_target=self.shift_target, first_input_id=self.first_input_id,
             compact=self.compact,
         )  # fmt: skip
         return fields, read_tokens
