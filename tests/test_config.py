@@ -11,6 +11,7 @@ from xlstm_data.config import (
     config_from_dict,
     load_configs,
 )
+from xlstm_data.config.schedule import resolve_stages, stage_as_dict
 from xlstm_data.errors import ConfigError
 from xlstm_data.sources.registry import open_source
 
@@ -132,3 +133,14 @@ def test_yaml_single_and_mixture(tmp_path):
     configs, weights = load_configs(mixture)
     assert [type(c).__name__ for c in configs] == ["GrainArrayRecordsDataConfig", "HFHubDataConfig"]
     assert weights == [3.0, 1.0]
+
+
+def test_misspelt_schedule_keys_and_source_names_get_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean 'weights' for 'weigths'"):
+        stage_as_dict({"start_step": 0, "weigths": [1.0]})
+    with pytest.raises(ConfigError, match="did you mean 'arrayrecord' for 'arrayrecrd'"):
+        resolve_stages(
+            [{"start_step": 0, "weights": {"arrayrecrd": 1.0}}],
+            names=["arrayrecord", "huggingface"], weights=[0.5, 0.5],
+            max_target_length=8, global_batch_size=8,
+        )  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import yaml
 
 from xlstm_data.config.base import CONFIG_TYPES, DataConfig
 from xlstm_data.config.settings import check_weights
-from xlstm_data.errors import ConfigError
+from xlstm_data.errors import ConfigError, did_you_mean
 
 
 def config_from_dict(
@@ -52,13 +51,6 @@ def config_from_dict(
         raise ConfigError(f"{where}: {error}") from error
     except TypeError as error:  # a required field is missing
         raise ConfigError(f"{where}: {error}") from error
-
-
-def did_you_mean(unknown: list[str], known: list[str]) -> str:
-    """' (did you mean …?)' for the unknown keys that are close to a known one, else ''."""
-    close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
-    hints = [f"{match[0]!r} for {key!r}" for key, match in close.items() if match]
-    return f" (did you mean {', '.join(hints)}?)" if hints else ""
 
 
 def load_configs(path: str | os.PathLike) -> tuple[list[DataConfig], list[float] | None]:

@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from xlstm_data.errors import ConfigError
+from xlstm_data.errors import ConfigError, did_you_mean
 
 STAGE_KEYS = ("start_step", "weights", "max_target_length", "global_batch_size", "name")
 
@@ -67,8 +67,8 @@ def stage_as_dict(stage: Stage | dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(stage) - set(STAGE_KEYS))
     if unknown:
         raise ConfigError(
-            f"Invalid data config: schedule stage {stage} has unknown key(s) {unknown}; use "
-            f"{list(STAGE_KEYS)}."
+            f"Invalid data config: schedule stage {stage} has unknown key(s) {unknown}"
+            f"{did_you_mean(unknown, list(STAGE_KEYS))}; use {list(STAGE_KEYS)}."
         )
     return dict(stage)
 
@@ -138,8 +138,9 @@ def _stage_weights(value: Any, names: Sequence[str], where: str) -> list[float]:
         unknown = sorted(set(value) - set(names))
         if unknown:
             raise ConfigError(
-                f"Invalid data config: {where} weighs {unknown}, which are not sources of the "
-                f"mixture {list(names)}; name the configs (`name:`) and use those names."
+                f"Invalid data config: {where} weighs {unknown}{did_you_mean(unknown, list(names))}"
+                f", which are not sources of the mixture {list(names)}; name the configs "
+                "(`name:`) and use those names."
             )
         value = [value.get(name, 0.0) for name in names]
     if not isinstance(value, list | tuple) or len(value) != len(names):
