@@ -6,6 +6,7 @@ from collections import Counter
 
 import grain
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -243,3 +244,15 @@ def test_rows_from_views_equal_rows_from_one_token_array(
             shift_target=shift_target, first_input_id=7,
         )  # fmt: skip
         assert (fields == reference).all()
+
+
+def test_tokens_are_written_into_the_block_given_or_refused():
+    documents = Documents.from_lists([[1, 2, 3], [4, 5]])
+    layout = RowLayout.of(documents.lengths, place(documents.lengths, 4, "best_fit"), 4)
+    block = np.full((layout.num_rows, 4), -1, np.int32)
+    assert layout.tokens(documents.tokens, out=block) is block
+    assert sorted(block[block > 0].tolist()) == [1, 2, 3, 4, 5]
+    # A block that cannot be written as one run (reshaping it would write into a copy).
+    transposed = np.zeros((4, layout.num_rows), np.int32).T
+    with pytest.raises(AttributeError, match="Incompatible shape"):
+        layout.tokens(documents.tokens, out=transposed)

@@ -165,7 +165,9 @@ class RowLayout:
         if out is None:
             out = aligned_empty((self.num_rows, self.row_length), TOKEN_DTYPE)
         if views:
-            np.concatenate(views, out=out.reshape(-1))
+            flat = out.view()
+            flat.shape = (-1,)  # raises, where reshape would silently write into a copy
+            np.concatenate(views, out=flat)
         else:
             out.fill(0)
         return out
