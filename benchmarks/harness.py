@@ -157,12 +157,12 @@ def write_token_shards(
 def run_variants(
     script: str, variants: list[str], args: list[str], *, repeats: int = 1
 ) -> dict[str, dict]:
-    """Runs each variant of `script` `repeats` times, each in its own process; returns the
-    median of every figure."""
-    results = {}
-    for variant in variants:
-        runs = []
-        for _ in range(repeats):
+    """Runs each variant of `script` `repeats` times, each in its own process, and returns the
+    median of every figure. The runs go in rounds (every variant once, then again), so that a
+    machine whose speed drifts over minutes slows every variant alike and the ratios hold."""
+    runs: dict[str, list[dict]] = {variant: [] for variant in variants}
+    for _ in range(repeats):
+        for variant in variants:
             output = subprocess.run(
                 [sys.executable, script, "--variant", variant, *args],
                 capture_output=True,
@@ -172,9 +172,11 @@ def run_variants(
             )
             if output.returncode != 0:
                 raise RuntimeError(f"variant {variant} failed:\n{output.stderr[-4000:]}")
-            runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
-        results[variant] = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
-    return results
+            runs[variant].append(json.loads(output.stdout.strip().splitlines()[-1]))
+    return {
+        variant: {key: float(np.median([run[key] for run in done])) for key in done[0]}
+        for variant, done in runs.items()
+    }
 
 
 def run_or_compare(script: str, args, variants: dict[str, Callable], *data) -> dict | None:

@@ -162,6 +162,13 @@ def without_skipped(
     return kept, left_out
 
 
+def _sums_between(values: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sums of the rows [begin, end) of `values` for each (begin, end), in one pass."""
+    totals = np.zeros((len(values) + 1, *values.shape[1:]), np.float64)
+    np.cumsum(values, axis=0, out=totals[1:])
+    return totals[ends] - totals[begins]
+
+
 def row_pieces(plan: Plan, rows: np.ndarray) -> RowPieces:
     """The pieces of plan rows `rows` (-1: an empty row, no pieces), in O(pieces)."""
     real = rows >= 0
@@ -272,16 +279,24 @@ class PlanBatches(grain.MapDataset):
         row_step = np.repeat(np.asarray(chosen) + self.step_offset, step_rows)
         pieces, skipped = without_skipped(row_pieces(self.plan, rows), row_step, self.skips)
         fields, read_tokens = self._materialize(pieces, len(rows))
-        # Tokens and pieces per (row, source), for the per-source counts of each batch.
+        # Tokens and pieces per (row, source), summed per step, for each batch's counts.
         sources = len(self.sources)
         cell = pieces.row * sources + pieces.source
         tokens = np.bincount(cell, pieces.length, len(rows) * sources).reshape(-1, sources)
         documents = np.bincount(cell[pieces.length > 0], minlength=len(rows) * sources)
-        documents = documents.reshape(-1, sources)
-        batches, begin = [], 0
-        for end in np.cumsum(step_rows).tolist():
-            real = int((rows[begin:end] >= 0).sum())
-            by_source = tokens[begin:end].sum(axis=0).astype(np.int64).tolist()
+        ends = np.cumsum(step_rows)
+        begins = ends - np.asarray(step_rows)
+        per_step = [
+            _sums_between(values, begins, ends).astype(np.int64).tolist()
+            for values in (tokens, documents.reshape(-1, sources), (rows >= 0)[:, None])
+        ]
+        if skipped is not None:
+            per_step.append(_sums_between(np.stack(skipped, 1), begins, ends).tolist())
+        keys = [(source_key("tokens", n), source_key("documents", n)) for n in self.names]
+        batches = []
+        for step, (begin, end, by_source, pieces_by_source, (real,), *left_out) in enumerate(
+            zip(begins.tolist(), ends.tolist(), *per_step, strict=True)
+        ):
             used = sum(by_source)
             counts = Counter(
                 rows=real,
@@ -289,18 +304,17 @@ class PlanBatches(grain.MapDataset):
                 tokens=used,
                 padding_tokens=(end - begin) * self.row_length - used,
             )
-            for name, n, d in zip(
-                self.names, by_source, documents[begin:end].sum(axis=0).tolist(), strict=True
+            for (tokens_key, documents_key), n, d in zip(
+                keys, by_source, pieces_by_source, strict=True
             ):
-                counts[source_key("tokens", name)] += n
-                counts[source_key("documents", name)] += d
-            if skipped is not None:
-                counts["skipped_pieces"] += int(skipped[0][begin:end].sum())
-                counts["skipped_tokens"] += int(skipped[1][begin:end].sum())
-            if not batches:  # the documents of all the steps are read at once
+                counts[tokens_key] += n
+                counts[documents_key] += d
+            if left_out:
+                counts["skipped_pieces"] += int(left_out[0][0])
+                counts["skipped_tokens"] += int(left_out[0][1])
+            if step == 0:  # the documents of all the steps are read at once
                 counts["read_tokens"] = read_tokens
             batches.append((fields[begin:end], counts))
-            begin = end
         return batches
 
     def host_rows(self, steps: list[int]) -> tuple[np.ndarray, list[int]]:
@@ -379,7 +393,10 @@ class PlanBatches(grain.MapDataset):
             for piece, record, (p0, p1, r0, r1, s0, s1) in zip(
                 chosen.tolist(), inverse.tolist(), bounds.tolist(), strict=True
             ):
-                views[piece] = prefix[p0:p1], records[record][r0:r1], suffix[s0:s1]
+                body = records[record][r0:r1]
+                # Most pieces hold no special token: one view, one part for the rows' join.
+                ends = p0 < p1 or s0 < s1
+                views[piece] = (prefix[p0:p1], body, suffix[s0:s1]) if ends else (body,)
         return views, read_tokens
 
     def _check_vocabulary(
