@@ -286,17 +286,16 @@ class PlanBatches(grain.MapDataset):
         documents = np.bincount(cell[pieces.length > 0], minlength=len(rows) * sources)
         ends = np.cumsum(step_rows)
         begins = ends - np.asarray(step_rows)
-        per_step = [
+        step_tokens, step_documents, step_real = (
             _sums_between(values, begins, ends).astype(np.int64).tolist()
-            for values in (tokens, documents.reshape(-1, sources), (rows >= 0)[:, None])
-        ]
+            for values in (tokens, documents.reshape(-1, sources), rows >= 0)
+        )
         if skipped is not None:
-            per_step.append(_sums_between(np.stack(skipped, 1), begins, ends).tolist())
+            step_skipped = _sums_between(np.stack(skipped, 1), begins, ends).astype(np.int64)
         keys = [(source_key("tokens", n), source_key("documents", n)) for n in self.names]
         batches = []
-        for step, (begin, end, by_source, pieces_by_source, (real,), *left_out) in enumerate(
-            zip(begins.tolist(), ends.tolist(), *per_step, strict=True)
-        ):
+        for step, (begin, end) in enumerate(zip(begins.tolist(), ends.tolist(), strict=True)):
+            by_source, real = step_tokens[step], step_real[step]
             used = sum(by_source)
             counts = Counter(
                 rows=real,
@@ -305,13 +304,13 @@ class PlanBatches(grain.MapDataset):
                 padding_tokens=(end - begin) * self.row_length - used,
             )
             for (tokens_key, documents_key), n, d in zip(
-                keys, by_source, pieces_by_source, strict=True
+                keys, by_source, step_documents[step], strict=True
             ):
                 counts[tokens_key] += n
                 counts[documents_key] += d
-            if left_out:
-                counts["skipped_pieces"] += int(left_out[0][0])
-                counts["skipped_tokens"] += int(left_out[0][1])
+            if skipped is not None:
+                counts["skipped_pieces"] += int(step_skipped[step, 0])
+                counts["skipped_tokens"] += int(step_skipped[step, 1])
             if step == 0:  # the documents of all the steps are read at once
                 counts["read_tokens"] = read_tokens
             batches.append((fields[begin:end], counts))
@@ -395,8 +394,8 @@ class PlanBatches(grain.MapDataset):
             ):
                 body = records[record][r0:r1]
                 # Most pieces hold no special token: one view, one part for the rows' join.
-                ends = p0 < p1 or s0 < s1
-                views[piece] = (prefix[p0:p1], body, suffix[s0:s1]) if ends else (body,)
+                special = p0 < p1 or s0 < s1
+                views[piece] = (prefix[p0:p1], body, suffix[s0:s1]) if special else (body,)
         return views, read_tokens
 
     def _check_vocabulary(
