@@ -142,7 +142,7 @@ def document_rows(
     documents = documents.map(fit(config.row_length))
     local_batch_size = config.global_batch_size // host_count
     return PackIterDataset(
-        documents.to_iter_dataset(read_options(config.read_threads, config.tokenize_data)),
+        documents.to_iter_dataset(read_options(config.read_threads, overlaps=config.tokenize_data)),
         row_length=config.row_length,
         window_rows=config.grain_packing_bin_count
         or max(local_batch_size, MIN_PACKING_WINDOW_ROWS),

@@ -145,7 +145,7 @@ class PlanReader(ReaderBase):
             if schedule.is_constant and stages is None
             else None
         )
-        self._read_options = read_options(first.config.read_threads, tokenize=False)
+        self._read_options = read_options(first.config.read_threads, overlaps=True)
         self._plans: dict[Path, Plan] = {}  # memory-mapped, for provenance and metrics
 
     def _single_part(self, lengths: DocumentLengths) -> PlanPart:
