@@ -114,6 +114,24 @@ def test_iterator_yields_each_document_once_per_epoch(sources, tmp_path):
     assert total <= iterator.counts["read_tokens"] < 1.5 * total
 
 
+def test_an_epoch_of_long_documents_reads_each_about_once(tmp_path):
+    # Documents of 1 to 60 rows: shuffled blocks end only where no document crosses, so a
+    # document is read again only where one read's rows end inside it (1.30x before).
+    rng = np.random.default_rng(0)
+    lengths = rng.lognormal(np.log(300), 1.0, 300).astype(int) + 1
+    documents = [np.r_[rng.integers(10, 900, n), EOD].astype(np.uint16) for n in lengths]
+    path = write_stream(tmp_path / "long", documents)
+    setup = MemmapDataConfig(
+        **config(path, num_epochs=1, drop_remainder=False, plan_dir=str(tmp_path))
+    )
+    with make_grain_iterator(setup, MESH, [0]) as iterator:
+        found = [s for batch in iterator for s in segments(batch)]
+    expected = [d[i : i + 64].tolist() for d in documents for i in range(0, len(d), 64)]
+    assert sorted(found) == sorted(expected)
+    total = sum(map(len, documents))
+    assert total <= iterator.counts["read_tokens"] < 1.1 * total
+
+
 def test_state_is_the_step_and_restores_exactly(sources, tmp_path):
     path, _ = sources[1]
     setup = MemmapDataConfig(
@@ -220,13 +238,22 @@ def test_worker_processes_and_device_prefetch_give_the_same_plan_batches(sources
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(1, 3000), st.integers(1, 64), st.integers(0, 2**16), st.booleans())
-def test_every_epoch_visits_every_row_once_in_blocks(num_rows, batch, seed, shuffle):
-    from xlstm_data.readers.plan.batches import SHUFFLE_BLOCK_ROWS, EpochSlots
+@given(st.data(), st.integers(1, 3000), st.integers(1, 64), st.integers(0, 2**16), st.booleans())
+def test_every_epoch_visits_every_row_once_in_blocks(data, num_rows, batch, seed, shuffle):
+    from xlstm_data.readers.plan.batches import SHUFFLE_BLOCK_ROWS, EpochSlots, shuffle_blocks
 
+    # Groups of 1 to 300 rows (a long document's rows), cut into blocks of about 64 rows.
+    sizes = data.draw(st.lists(st.integers(1, 300), min_size=num_rows, max_size=num_rows))
+    group_starts = np.unique(np.minimum(np.cumsum([0, *sizes]), num_rows))[:-1]
+    blocks = shuffle_blocks(group_starts)
+    assert blocks[0] == 0 and np.isin(blocks, group_starts).all()
+    for a, b in itertools.pairwise([*blocks.tolist(), num_rows]):
+        # A block ends at the first group start past its stretch of 64 rows.
+        inside = group_starts[(group_starts > a) & (group_starts < b)]
+        assert (inside // SHUFFLE_BLOCK_ROWS == a // SHUFFLE_BLOCK_ROWS).all()
     slots = EpochSlots(
-        num_rows, global_batch_size=batch, drop_remainder=False, max_steps_per_epoch=None,
-        num_epochs=2, shuffle=shuffle, seed=seed,
+        num_rows, block_starts=blocks, global_batch_size=batch, drop_remainder=False,
+        max_steps_per_epoch=None, num_epochs=2, shuffle=shuffle, seed=seed,
     )  # fmt: skip
     epochs = [
         slots.rows(np.arange(e, e + slots.slots_per_epoch)) for e in (0, slots.slots_per_epoch)
@@ -234,9 +261,10 @@ def test_every_epoch_visits_every_row_once_in_blocks(num_rows, batch, seed, shuf
     for rows in epochs:
         assert sorted(rows[rows >= 0].tolist()) == list(range(num_rows))
         assert (rows[num_rows:] == -1).all()  # padding slots close the epoch
-        if shuffle:  # rows of one block stay consecutive
+        if shuffle:  # rows of one block stay consecutive: an epoch never cuts a group
             real = rows[rows >= 0]
-            assert ((np.diff(real) == 1) | (real[1:] % SHUFFLE_BLOCK_ROWS == 0)).all()
+            assert ((np.diff(real) == 1) | np.isin(real[1:], blocks)).all()
+            assert real[0] in blocks
 
 
 def test_a_stored_plan_opens_without_reading_document_lengths(sources, tmp_path, monkeypatch):

@@ -89,6 +89,9 @@ def reference_plan(lengths, weights, *, row_length, seed, window_rows, shuffle, 
                 stream_end[s] = int(mine[-1]) + 1 if len(mine) else int(cuts[s][j])
         in_order = np.lexsort((placement.offset, placement.row))
         num_rows = free if finished else placement.num_rows
+        arrays["group_starts"].append(
+            taken_rows + np.r_[plain_group_starts(placement, owner), placement.num_rows : num_rows]
+        )
         arrays["row_starts"].append(
             sum(map(len, arrays["piece_length"]))
             + np.cumsum(np.bincount(placement.row, minlength=num_rows))
@@ -131,6 +134,15 @@ def plain_rows_by_document(placement, owner):
     return Placement(rows, placement.offset, placement.num_rows)
 
 
+def plain_group_starts(placement, owner):
+    """Every row boundary that no document's rows cross, found row by row."""
+    rows_of = collections.defaultdict(list)
+    for document, row in zip(owner.tolist(), placement.row.tolist(), strict=True):
+        rows_of[document].append(row)
+    crossed = {r for rows in rows_of.values() for r in range(min(rows) + 1, max(rows) + 1)}
+    return np.array([r for r in range(placement.num_rows) if r not in crossed], np.int64)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.integers(1, 50), min_size=1, max_size=30),
@@ -140,7 +152,9 @@ def test_each_documents_rows_lie_together(lengths, algorithm):
     row_length = 8
     pieces = split_lengths(np.array(lengths, dtype=np.int64), row_length)
     placement = place(pieces.length, row_length, algorithm)
-    grouped = rows_by_document(placement, pieces.owner)
+    grouped, group_starts = rows_by_document(placement, pieces.owner)
+    # Groups begin exactly where no document's rows cross.
+    assert np.array_equal(group_starts, plain_group_starts(grouped, pieces.owner))
     # The same rows, renumbered: each row keeps its pieces at their offsets.
     moved = {}
     for old, new in zip(placement.row.tolist(), grouped.row.tolist(), strict=True):

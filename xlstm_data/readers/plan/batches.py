@@ -36,24 +36,36 @@ from xlstm_data.stages.epochs import epoch_length
 from xlstm_data.stages.pack import RowLayout
 from xlstm_data.telemetry import source_key
 
-# Consecutive plan rows that stay together when an epoch shuffles its rows: the full pieces of a
-# long document sit in consecutive rows, with the row of its last piece right after them
-# (`windows.rows_by_document`), so a read finds them together instead of reading the whole
-# document once per piece (6x the tokens used, for books-length documents).
+# Rows that stay together, about, when an epoch shuffles its rows: blocks are cut only where
+# no document crosses (`Plan.group_starts`: the full pieces of a long document sit in
+# consecutive rows, with the row of its last piece right after them), so a read finds each
+# document's pieces together instead of reading the whole document once per piece (6x the
+# tokens used, for books-length documents) or once per block it straddles.
 SHUFFLE_BLOCK_ROWS = 64
+
+
+def shuffle_blocks(group_starts: np.ndarray, size: int = SHUFFLE_BLOCK_ROWS) -> np.ndarray:
+    """The first row of each block an epoch shuffles: the first group start in each stretch
+    of `size` rows, so that blocks hold about `size` rows (more where a group is longer)."""
+    starts = np.asarray(group_starts, dtype=np.int64)
+    if not len(starts):
+        return starts
+    return starts[np.r_[True, np.diff(starts // size) > 0]]
 
 
 class EpochSlots:
     """Which plan row sits in each slot of the stream of epochs (-1: an empty padding row).
 
-    Each epoch visits blocks of SHUFFLE_BLOCK_ROWS consecutive rows (the last block may be
-    shorter) in its own seeded order; the rows themselves were filled from shuffled documents.
+    Each epoch visits the blocks of consecutive rows that begin at `block_starts`
+    (`shuffle_blocks`) in its own seeded order; the rows themselves were filled from shuffled
+    documents.
     """
 
     def __init__(
         self,
         num_rows: int,
         *,
+        block_starts: np.ndarray,
         global_batch_size: int,
         drop_remainder: bool,
         max_steps_per_epoch: int | None,
@@ -73,7 +85,9 @@ class EpochSlots:
         self.num_epochs = num_epochs
         self.shuffle = shuffle
         self.seed = seed
-        self._blocks: tuple[int, np.ndarray, int] | None = None  # epoch, block order, tail's place
+        self.block_starts = np.asarray(block_starts, dtype=np.int64)
+        self.block_sizes = np.diff(np.r_[self.block_starts, num_rows])
+        self._order: tuple[int, np.ndarray, np.ndarray] | None = None  # epoch, blocks, slots
 
     @property
     def total(self) -> int | None:
@@ -95,22 +109,15 @@ class EpochSlots:
         return rows
 
     def _shuffled(self, epoch: int, positions: np.ndarray) -> np.ndarray:
-        """The rows at `positions` of epoch `epoch`: its blocks in their seeded order, the short
-        last block (`tail` rows) wherever the order puts it."""
-        size = SHUFFLE_BLOCK_ROWS
-        full, tail = divmod(self.num_rows, size)
-        if self._blocks is None or self._blocks[0] != epoch:
-            order = RandomPermutation(full + 1, (self.seed, epoch))(np.arange(full + 1))
-            self._blocks = (epoch, order, int(np.flatnonzero(order == full)[0]))
-        _, order, tail_at = self._blocks
-        before = positions < tail_at * size
-        in_tail = ~before & (positions < tail_at * size + tail)
-        after = positions - tail_at * size - tail  # from the block after the tail on
-        place = np.where(before, positions // size, np.where(in_tail, tail_at, tail_at + 1))
-        offset = np.where(before, positions % size, positions - tail_at * size)
-        place = np.where(before | in_tail, place, tail_at + 1 + after // size)
-        offset = np.where(before | in_tail, offset, after % size)
-        return order[place] * size + offset
+        """The rows at `positions` of epoch `epoch`: its blocks in their seeded order."""
+        if self._order is None or self._order[0] != epoch:
+            count = len(self.block_starts)
+            order = RandomPermutation(count, (self.seed, epoch))(np.arange(count))
+            sizes = self.block_sizes[order]
+            self._order = (epoch, order, np.cumsum(sizes) - sizes)
+        _, order, first_slot = self._order
+        place = np.searchsorted(first_slot, positions, side="right") - 1
+        return self.block_starts[order[place]] + (positions - first_slot[place])
 
 
 # Tokens of a host's rows whose documents are read together: one read call per file for the

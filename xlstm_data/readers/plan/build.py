@@ -60,7 +60,9 @@ class Plan:
     """Rows as runs of pieces: row r holds pieces [row_starts[r], row_starts[r + 1]), in order.
 
     A piece is tokens [piece_start, piece_start + piece_length) of document piece_document of
-    source piece_source, counted with the special tokens the pipeline adds.
+    source piece_source, counted with the special tokens the pipeline adds. `group_starts`
+    are the rows where a run of rows begins that no document crosses: an epoch shuffles
+    blocks cut there, so that it reads each document once.
     """
 
     row_starts: np.ndarray
@@ -68,12 +70,15 @@ class Plan:
     piece_document: np.ndarray
     piece_start: np.ndarray
     piece_length: np.ndarray
+    group_starts: np.ndarray
     report: dict
 
-    ARRAYS = ("row_starts", "piece_source", "piece_document", "piece_start", "piece_length")
+    PIECE_ARRAYS = ("piece_source", "piece_document", "piece_start", "piece_length")
+    ARRAYS = ("row_starts", *PIECE_ARRAYS, "group_starts")
 
     DTYPES = {"row_starts": np.int64, "piece_source": np.int16, "piece_document": np.int64,
-              "piece_start": np.int64, "piece_length": np.int32}  # fmt: skip
+              "piece_start": np.int64, "piece_length": np.int32,
+              "group_starts": np.int64}  # fmt: skip
 
     @property
     def num_rows(self) -> int:
@@ -248,7 +253,7 @@ class _Builder:
             if self.rows is not None and taken["rows"] + window.rows > self.rows:
                 free_rows = self.rows - taken["rows"]
                 window = pack_window(dataclasses.replace(job, free_rows=free_rows))
-            self._append(writers, window, taken["pieces"])
+            self._append(writers, window, taken["pieces"], taken["rows"])
             for key in taken:
                 taken[key] += getattr(window, key)
             source_tokens += window.source_tokens
@@ -282,10 +287,13 @@ class _Builder:
         }
 
     @staticmethod
-    def _append(writers: dict[str, NpyWriter], window: Window, pieces_before: int) -> None:
+    def _append(
+        writers: dict[str, NpyWriter], window: Window, pieces_before: int, rows_before: int
+    ) -> None:
         writers["row_starts"].append(pieces_before + np.cumsum(window.row_pieces))
-        for name in Plan.ARRAYS[1:]:
+        for name in Plan.PIECE_ARRAYS:
             writers[name].append(getattr(window, name))
+        writers["group_starts"].append(rows_before + window.group_starts)
 
     def _jobs(self, windows: int | None, submitted: collections.deque) -> Iterator[WindowJob]:
         """Window after window (endless for a finite stage: the caller stops)."""

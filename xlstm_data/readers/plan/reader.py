@@ -26,6 +26,7 @@ from xlstm_data.readers.plan.batches import (
     RowPieces,
     one_batch_at_a_time,
     row_pieces,
+    shuffle_blocks,
     steps_per_read,
     without_skipped,
 )
@@ -155,6 +156,7 @@ class PlanReader(ReaderBase):
         )
         slots = EpochSlots(
             plan.num_rows,
+            block_starts=shuffle_blocks(plan.group_starts),
             global_batch_size=settings.global_batch_size,
             drop_remainder=settings.drop_remainder,
             max_steps_per_epoch=settings.max_steps_per_epoch,
@@ -184,6 +186,7 @@ class PlanReader(ReaderBase):
             )
             slots = EpochSlots(
                 plan.num_rows,
+                block_starts=shuffle_blocks(plan.group_starts),
                 global_batch_size=stage.global_batch_size,
                 drop_remainder=settings.drop_remainder if rows is None else True,
                 max_steps_per_epoch=None,

@@ -24,7 +24,7 @@ from xlstm_data.readers.plan.parallel import Workers
 
 LOGGER = logging.getLogger(__name__)
 
-PLAN_FORMAT_VERSION = 5
+PLAN_FORMAT_VERSION = 6
 
 
 def plan_fingerprint(length_digests: Sequence[str], settings: dict[str, Any]) -> str:

@@ -53,6 +53,8 @@ class Window:
     piece_document: np.ndarray
     piece_start: np.ndarray
     piece_length: np.ndarray
+    group_starts: np.ndarray
+    """Rows where a group begins: a run of rows that no document crosses (`rows_by_document`)."""
     source_tokens: np.ndarray
     documents: int
     split_documents: int
@@ -108,7 +110,9 @@ def pack_window(job: WindowJob) -> Window:
         for index in range(count):  # each source's stream goes on after its last taken document
             taken = position[:used][source[:used] == index]
             stream_end[index] = int(taken[-1]) + 1 if len(taken) else stream_begin[index]
-    placement = rows_by_document(placement, owner)
+    placement, group_starts = rows_by_document(placement, owner)
+    # A finite stage's last rows may stay empty: each is a group of its own.
+    group_starts = np.r_[group_starts, np.arange(placement.num_rows, rows)]
     in_order = np.lexsort((placement.offset, placement.row))
     piece_source = source[owner]
     return Window(
@@ -117,6 +121,7 @@ def pack_window(job: WindowJob) -> Window:
         piece_document=document[owner][in_order],
         piece_start=start[in_order],
         piece_length=piece_length[in_order].astype(np.int32),
+        group_starts=group_starts.astype(np.int64),
         source_tokens=np.bincount(piece_source, weights=piece_length, minlength=count).astype(
             np.int64
         ),
@@ -127,20 +132,23 @@ def pack_window(job: WindowJob) -> Window:
     )
 
 
-def rows_by_document(placement: Placement, owner: np.ndarray) -> Placement:
-    """The placement with its rows renumbered so that each document's rows lie together.
+def rows_by_document(placement: Placement, owner: np.ndarray) -> tuple[Placement, np.ndarray]:
+    """The placement with its rows renumbered so that each document's rows lie together, and
+    the rows where each group of them begins.
 
     An epoch visits shuffled blocks of consecutive rows and reads a document once per block
     that holds a piece of it. Every row of full pieces belongs to one document, and each
     document's last piece sits in one row (shared with other documents' last pieces), so each
     such row goes right after the full rows of all the documents it ends, in the window's order
     (its first document's). On long documents an epoch then reads each document about once
-    instead of twice (the plan reader counts `read_tokens`). `owner`: the document of each
-    piece, ascending; every piece is placed (row >= 0).
+    instead of twice (the plan reader counts `read_tokens`). A group (a row and the full rows
+    of the documents it ends) is the shortest run of rows that no document crosses, so blocks
+    cut at group starts never split a document (`batches.shuffle_blocks`). `owner`: the
+    document of each piece, ascending; every piece is placed (row >= 0).
     """
     rows = placement.num_rows
     if not len(owner):
-        return placement
+        return placement, np.arange(rows)
     documents, pieces = int(owner[-1]) + 1, len(owner)
     last = np.flatnonzero(np.r_[owner[1:] != owner[:-1], True])
     # The row each document's rows gather around: the row of its last piece.
@@ -159,7 +167,9 @@ def rows_by_document(placement: Placement, owner: np.ndarray) -> Placement:
     order = np.argsort((first_document[home] * 2 + is_home) * pieces + piece_index)
     renumbered = np.empty(rows, np.int64)
     renumbered[order] = np.arange(rows)
-    return Placement(renumbered[placement.row], placement.offset, rows)
+    group = first_document[home][order]
+    group_starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    return Placement(renumbered[placement.row], placement.offset, rows), group_starts
 
 
 def _fill(owner: np.ndarray, length: np.ndarray, job: WindowJob, free_rows: int):
