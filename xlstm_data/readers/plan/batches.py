@@ -36,11 +36,11 @@ from xlstm_data.stages.epochs import epoch_length
 from xlstm_data.stages.pack import RowLayout
 from xlstm_data.telemetry import source_key
 
-# Rows that stay together, about, when an epoch shuffles its rows: blocks are cut only where
-# no document crosses (`Plan.group_starts`: the full pieces of a long document sit in
-# consecutive rows, with the row of its last piece right after them), so a read finds each
-# document's pieces together instead of reading the whole document once per piece (6x the
-# tokens used, for books-length documents) or once per block it straddles.
+# About how many consecutive plan rows stay together when an epoch shuffles its rows: blocks
+# are cut only where no document crosses (`Plan.group_starts`: the full pieces of a long
+# document sit in consecutive rows, with the row of its last piece right after them), so a read
+# finds each document's pieces together instead of reading the whole document once per piece
+# (6x the tokens used, for books-length documents) or once per block it straddles.
 SHUFFLE_BLOCK_ROWS = 64
 
 

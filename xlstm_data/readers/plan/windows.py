@@ -121,7 +121,7 @@ def pack_window(job: WindowJob) -> Window:
         piece_document=document[owner][in_order],
         piece_start=start[in_order],
         piece_length=piece_length[in_order].astype(np.int32),
-        group_starts=group_starts.astype(np.int64),
+        group_starts=group_starts,
         source_tokens=np.bincount(piece_source, weights=piece_length, minlength=count).astype(
             np.int64
         ),
