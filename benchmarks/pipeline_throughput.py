@@ -17,8 +17,9 @@ Variants, each in its own process, on the same records, 16 x 2048 rows, 1 device
   grain_firstfit      source → (shuffle) → parse → FirstFitPackIterDataset → batch
   grain_bestfit       ... → BestFitPackIterDataset → batch
   grain_concat_split  ... → ConcatThenSplitIterDataset (MaxText's packer) → batch
-  raw_read_concat     reading the same records 1,000 at a time and joining them into one
-                      token array: the practical limit of the disk and memory
+  raw_read_concat     reading the same records 1,000 at a time through Grain's
+                      ArrayRecordDataSource and joining them into one token array: the
+                      practical limit of a plain batched read
 First fit and best fit cannot split a document, so for them documents are cut to the row
 length first (their tokens/s counts only the tokens they keep).
 """
@@ -207,10 +208,11 @@ def run_grain(args, folder: Path, shuffle: bool, packer: str):
 
 
 def run_raw_read_concat(args, folder: Path, shuffle: bool):
-    from xlstm_data.sources.array_record import load_array_record_dataset
+    import grain
 
     started = time.perf_counter()
-    source = load_array_record_dataset(folder / "train")
+    # Grain's own source: the plain batched read (one ArrayRecord call per file), not ours.
+    source = grain.sources.ArrayRecordDataSource(shard_files(folder))
     order = np.random.default_rng(0).permutation(len(source)) if shuffle else np.arange(len(source))
 
     def blocks():

@@ -17,9 +17,10 @@ READ_AHEAD_BLOCKS = 1
 
 def read_options(read_threads: int | None, *, overlaps: bool) -> grain.ReadOptions:
     """Threads reading blocks ahead. By default 2 where a block's work `overlaps` across
-    threads because much of it releases the GIL (tokenizers; a global plan's reads, which
-    ArrayRecord decompresses in its own threads while the other read thread lays out rows),
-    else 1 (parsing pre-tokenized records holds the GIL, so more would only contend)."""
+    threads because much of it releases the GIL (tokenizers; large ArrayRecord records, which
+    one thread decompresses while the other parses; a global plan's reads, while the other
+    thread lays out rows), else 1 (parsing small pre-tokenized records holds the GIL, so more
+    would only contend)."""
     threads = read_threads if read_threads is not None else 2 if overlaps else 1
     return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=READ_AHEAD_BLOCKS * threads)
 

@@ -1,8 +1,18 @@
-"""ArrayRecord shards: shard order, and the errors for bad folders and files."""
+"""ArrayRecord shards: shard order, reads of small and large records, and the errors for bad
+folders and files."""
 
+import grain
+import numpy as np
 import pytest
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
-from xlstm_data.sources.array_record import load_array_record_dataset, write_array_record_shards
+from xlstm_data.errors import DataError
+from xlstm_data.sources.array_record import (
+    ONE_BY_ONE_BYTES,
+    load_array_record_dataset,
+    record_group_size,
+    write_array_record_shards,
+)
 
 
 def test_shards_are_read_in_shard_index_order(tmp_path):
@@ -34,3 +44,46 @@ def test_truncated_shard_is_reported(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match=f"{path.name} cannot be opened"):
         load_array_record_dataset(tmp_path)
+
+
+def random_records(count: int, size: int, seed: int = 0) -> list[bytes]:
+    """Incompressible records, so that their stored size is their size."""
+    rng = np.random.default_rng(seed)
+    return [rng.bytes(size) for _ in range(count)]
+
+
+@pytest.mark.parametrize("size", [100, 12_000])
+def test_reads_match_grains_source_for_small_and_large_records(tmp_path, size):
+    records = random_records(40, size)
+    files = write_array_record_shards(records, tmp_path, num_shards=3)
+    source = load_array_record_dataset(tmp_path)
+    # Large records are read one call each (without the GIL), small ones in one call per file.
+    assert source.reads_release_gil == (size >= ONE_BY_ONE_BYTES)
+    keys = np.random.default_rng(1).permutation(np.r_[np.arange(40), [5, 5, 39]]).tolist()
+    reference = grain.sources.ArrayRecordDataSource([str(f) for f in files])
+    assert source.__getitems__(keys) == reference.__getitems__(keys) == [records[k] for k in keys]
+
+
+def test_large_records_in_chunks_of_several_are_read_in_one_call(tmp_path):
+    records = random_records(12, 12_000)
+    path = tmp_path / "train_000000.arecord"
+    writer = ArrayRecordWriter(str(path), "group_size:4")
+    for record in records:
+        writer.write(record)
+    writer.close()
+    source = load_array_record_dataset(tmp_path)
+    assert record_group_size(ArrayRecordReader(str(path))) == 4
+    # One call per record would decompress a chunk of four records for each of them.
+    assert source.reads_release_gil and not source._one_by_one[0]
+    assert source.__getitems__([11, 0, 5]) == [records[11], records[0], records[5]]
+
+
+def test_a_damaged_record_read_one_by_one_names_its_file(tmp_path):
+    (path,) = write_array_record_shards(random_records(20, 12_000), tmp_path, num_shards=1)
+    data = bytearray(path.read_bytes())
+    data[100_000:100_200] = bytes(200)  # inside record 8, the footer intact
+    path.write_bytes(bytes(data))
+    source = load_array_record_dataset(tmp_path)
+    assert source.reads_release_gil
+    with pytest.raises(DataError, match=f"{path.name} cannot be read.*damaged"):
+        source.__getitems__(list(range(20)))

@@ -139,8 +139,9 @@ class DataConfig:
     of the source, so that blocks of long documents stay small in memory and cheap to join."""
     read_threads: int | None = setting(None, scope="plan", in_state=False)
     """Threads (per worker) reading and tokenizing blocks ahead of the packer (0: read in the
-    packer's thread). Default: 2 when tokenizing (tokenizers release the GIL) and with a global
-    plan (one thread lays out rows while the other's reads decompress), else 1."""
+    packer's thread). Default: 2 when tokenizing (tokenizers release the GIL), for ArrayRecord
+    records of 8 KiB or more (decompressed one by one without the GIL) and with a global plan
+    (one thread lays out rows while the other's reads decompress), else 1."""
     drop_remainder: bool = setting(True, scope="loader")
     """True: drop the last incomplete batch. False: pad it with fully masked rows."""
     max_steps_per_epoch: int | None = setting(None, scope="loader")

@@ -141,8 +141,9 @@ def document_rows(
     fit = TruncateDocuments if config.truncate_documents else SplitDocuments
     documents = documents.map(fit(config.row_length))
     local_batch_size = config.global_batch_size // host_count
+    overlaps = config.tokenize_data or source.reads_release_gil
     return PackIterDataset(
-        documents.to_iter_dataset(read_options(config.read_threads, overlaps=config.tokenize_data)),
+        documents.to_iter_dataset(read_options(config.read_threads, overlaps=overlaps)),
         row_length=config.row_length,
         window_rows=config.grain_packing_bin_count
         or max(local_batch_size, MIN_PACKING_WINDOW_ROWS),

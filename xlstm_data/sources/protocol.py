@@ -59,6 +59,12 @@ class DocumentSource(grain.sources.RandomAccessDataSource, Protocol):
         return None
 
     @property
+    def reads_release_gil(self) -> bool:
+        """Whether reading spends most of its time without the GIL (decompressing large
+        records in C++), so that two threads reading blocks ahead overlap."""
+        return False
+
+    @property
     def token_info(self) -> TokenInfo:
         return TokenInfo()
 
