@@ -256,3 +256,20 @@ def test_tokens_are_written_into_the_block_given_or_refused():
     transposed = np.zeros((4, layout.num_rows), np.int32).T
     with pytest.raises(AttributeError, match="Incompatible shape"):
         layout.tokens(documents.tokens, out=transposed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 70), max_size=30), st.booleans(), st.integers(1, 32))
+def test_positions_from_ramps_and_by_arithmetic_agree(lengths, packed, row_length):
+    """Both ways of writing positions (long pieces, short pieces) give 0, 1, … per piece."""
+    pieces = [min(n, row_length) for n in lengths]
+    documents = Documents.from_lists([[1] * n for n in pieces])
+    placement = place(documents.lengths, row_length, "best_fit" if packed else "none")
+    layout = RowLayout.of(documents.lengths, placement, row_length)
+    expected = np.zeros((placement.num_rows, row_length), np.int32)
+    for row, offset, n in zip(placement.row, placement.offset, pieces, strict=True):
+        expected[row, offset : offset + n] = np.arange(n)
+    for write in (layout.positions_from_ramps, layout.positions_by_arithmetic):
+        out = np.full((placement.num_rows, row_length), -7, np.int32)
+        write(out)
+        assert (out == expected).all()

@@ -95,6 +95,11 @@ def materialize_rows(
     return layout.tokens(documents.tokens), *layout.segments_and_positions()
 
 
+# Slots per piece (on average) from which positions are copied from a ramp: about where a
+# copy per piece (a few hundred ns) costs what three passes over its slots do.
+RAMP_PIECE_SLOTS = 512
+
+
 @dataclasses.dataclass
 class RowLayout:
     """The pieces that fill a placement's rows, in row order: each row's documents by offset,
@@ -222,7 +227,23 @@ class RowLayout:
         out[...] = np.repeat(self.segment, self.length).reshape(out.shape)
 
     def positions(self, out: np.ndarray) -> None:
-        """0, 1, … from each document's first slot; 0 on padding (whose pieces count from
+        """0, 1, … from each document's first slot; 0 on padding. Long pieces (books) are
+        copies of a ramp, one write per slot; short ones are whole-window arithmetic, whose
+        three passes over the slots cost less than a copy per piece."""
+        if self.num_rows * self.row_length >= RAMP_PIECE_SLOTS * len(self.length):
+            self.positions_from_ramps(out)
+        else:
+            self.positions_by_arithmetic(out)
+
+    def positions_from_ramps(self, out: np.ndarray) -> None:
+        """`positions`, as one concatenation of views of 0, 1, … (and of zeros for padding)."""
+        ramp = np.arange(self.row_length, dtype=TOKEN_DTYPE)
+        zeros = np.zeros(self.row_length, TOKEN_DTYPE)
+        spans = zip(self.segment.tolist(), self.length.tolist(), strict=True)
+        self._join([ramp[:n] if segment else zeros[:n] for segment, n in spans if n], out)
+
+    def positions_by_arithmetic(self, out: np.ndarray) -> None:
+        """`positions`: slot minus its piece's first slot (padding pieces count from
         -row_length, which the floor at 0 clears: against an array of zeros, as NumPy's
         maximum with a scalar is 4x slower)."""
         begins = np.where(self.segment > 0, self.offset, self.row_length).astype(np.int32)
