@@ -62,6 +62,7 @@ def test_reads_match_grains_source_for_small_and_large_records(tmp_path, size):
     keys = np.random.default_rng(1).permutation(np.r_[np.arange(40), [5, 5, 39]]).tolist()
     reference = grain.sources.ArrayRecordDataSource([str(f) for f in files])
     assert source.__getitems__(keys) == reference.__getitems__(keys) == [records[k] for k in keys]
+    assert source._one_by_one == [size >= ONE_BY_ONE_BYTES] * 3
 
 
 def test_large_records_in_chunks_of_several_are_read_in_one_call(tmp_path):
@@ -73,9 +74,9 @@ def test_large_records_in_chunks_of_several_are_read_in_one_call(tmp_path):
     writer.close()
     source = load_array_record_dataset(tmp_path)
     assert record_group_size(ArrayRecordReader(str(path))) == 4
-    # One call per record would decompress a chunk of four records for each of them.
-    assert source.reads_release_gil and not source._one_by_one[0]
     assert source.__getitems__([11, 0, 5]) == [records[11], records[0], records[5]]
+    # One call per record would decompress a chunk of four records for each of them.
+    assert source.reads_release_gil and source._one_by_one == [False]
 
 
 def test_a_damaged_record_read_one_by_one_names_its_file(tmp_path):

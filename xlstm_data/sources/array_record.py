@@ -52,9 +52,8 @@ class ArrayRecordSource(DocumentSource):
         self._readers: list[ArrayRecordReader | None] = readers or [None] * len(self.files)
         self._lock = threading.Lock()
         self._large_records = large_records(self.files, self.records_per_file)
-        self._one_by_one = [
-            None if reader is None else self._reads_one_by_one(reader) for reader in self._readers
-        ]
+        # Per file, decided at its first read (asking 10,000 readers up front would slow the start).
+        self._one_by_one: list[bool | None] = [None] * len(self.files)
 
     @property
     def reads_release_gil(self) -> bool:
@@ -75,7 +74,6 @@ class ArrayRecordSource(DocumentSource):
                 reader = self._readers[file_index]
                 if reader is None:
                     reader = ArrayRecordReader(self.files[file_index], self.READER_OPTIONS)
-                    self._one_by_one[file_index] = self._reads_one_by_one(reader)
                     self._readers[file_index] = reader
         return reader
 
@@ -86,8 +84,11 @@ class ArrayRecordSource(DocumentSource):
         records: list[bytes] = [b""] * len(record_keys)
         for file_index, slots, positions in self._records.by_file(record_keys):
             reader, wanted = self._reader(file_index), positions.tolist()
+            one_by_one = self._one_by_one[file_index]
+            if one_by_one is None:
+                one_by_one = self._one_by_one[file_index] = self._reads_one_by_one(reader)
             try:
-                if self._one_by_one[file_index]:
+                if one_by_one:
                     read = [reader.read(position, position + 1)[0] for position in wanted]
                 else:
                     read = reader.read(wanted)

@@ -59,6 +59,10 @@ class TokenCacheSource(DocumentSource):
             ) from None
 
     @property
+    def reads_release_gil(self) -> bool:
+        return self.records.reads_release_gil
+
+    @property
     def token_info(self) -> TokenInfo:
         return TokenInfo(
             vocab_size=self.metadata.vocab_size,
