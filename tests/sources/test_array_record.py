@@ -9,6 +9,7 @@ from array_record.python.array_record_module import ArrayRecordReader, ArrayReco
 from xlstm_data.errors import DataError
 from xlstm_data.sources.array_record import (
     ONE_BY_ONE_BYTES,
+    ArrayRecordSource,
     load_array_record_dataset,
     record_group_size,
     write_array_record_shards,
@@ -88,3 +89,13 @@ def test_a_damaged_record_read_one_by_one_names_its_file(tmp_path):
     assert source.reads_release_gil
     with pytest.raises(DataError, match=f"{path.name} cannot be read.*damaged"):
         source.__getitems__(list(range(20)))
+
+
+def test_a_file_that_fails_when_first_opened_by_a_read_names_itself(tmp_path):
+    """Readers open lazily in each worker process: a file damaged or removed since it was
+    counted is named by the read that opens it."""
+    damaged, removed = tmp_path / "train_000000.arecord", tmp_path / "train_000001.arecord"
+    damaged.write_bytes(b"not an array record file" * 5000)
+    for path in (damaged, removed):
+        with pytest.raises(DataError, match=f"{path.name} cannot be read"):
+            ArrayRecordSource([str(path)], [20]).__getitems__([0, 3])

@@ -83,11 +83,12 @@ class ArrayRecordSource(DocumentSource):
     def __getitems__(self, record_keys: Sequence[int]) -> list[bytes]:
         records: list[bytes] = [b""] * len(record_keys)
         for file_index, slots, positions in self._records.by_file(record_keys):
-            reader, wanted = self._reader(file_index), positions.tolist()
-            one_by_one = self._one_by_one[file_index]
-            if one_by_one is None:
-                one_by_one = self._one_by_one[file_index] = self._reads_one_by_one(reader)
+            wanted = positions.tolist()
             try:
+                reader = self._reader(file_index)
+                one_by_one = self._one_by_one[file_index]
+                if one_by_one is None:
+                    one_by_one = self._one_by_one[file_index] = self._reads_one_by_one(reader)
                 if one_by_one:
                     read = [reader.read(position, position + 1)[0] for position in wanted]
                 else:
