@@ -10,9 +10,11 @@ import time
 
 import grain
 
-# Blocks hold thousands of records, so one block ahead per read thread keeps the pipeline fed;
-# Grain's default (500 elements) would read and tokenize far ahead of need.
-READ_AHEAD_BLOCKS = 1
+# Blocks hold thousands of records, so two blocks ahead per read thread keep the pipeline fed:
+# a thread that finishes its block starts the next one at once instead of waiting for the
+# consumer to take a block (with one ahead, the long mix ran 4 % slower and left 0.1 of a core
+# idle). Grain's default (500 elements) would read and tokenize far ahead of need.
+READ_AHEAD_BLOCKS = 2
 
 
 def read_options(read_threads: int | None, *, overlaps: bool) -> grain.ReadOptions:
