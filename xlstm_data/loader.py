@@ -2,8 +2,9 @@
 
 The loader knows nothing of sources, packing or plans. A reader (readers/online.py,
 readers/plan/reader.py) supplies local batches from any step and its part of the iterator
-state; the loader turns each batch into global arrays, makes the hosts agree where a finite
-stream can end at different steps on different hosts, counts, and saves or restores the state.
+state; the loader has each batch turned into global arrays where the reader makes it (a global
+plan's read threads), makes the hosts agree where a finite stream can end at different steps
+on different hosts, counts, and saves or restores the state.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from xlstm_data.errors import ConfigError
 from xlstm_data.llm_batch import LLMBatch
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sharding import GlobalArrays, check_host_rows
+from xlstm_data.stages.batch import Finish
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,8 +61,10 @@ class Reader(Protocol):
     report: dict[str, Any]
     """What the reader planned: records or rows per epoch, padding, shares …"""
 
-    def batches(self, first_step: int) -> grain.IterDataset:
-        """Local batches `(stacked fields, counts)` from `first_step` on."""
+    def batches(self, first_step: int, finish: Finish | None = None) -> grain.IterDataset:
+        """Local batches `(stacked fields, counts)` from `first_step` on, each passed through
+        `finish` (if given) where the reader makes it: a global plan read in this process
+        finishes its batches in its read threads, off the consuming thread."""
         ...
 
     def save(self, step: int, pipeline_state: Any) -> dict[str, Any]:
@@ -171,11 +175,12 @@ class MultiHostDataLoadIterator:
         self._open(first_step)
 
     def _open(self, step: int) -> None:
-        self.dataset = self.reader.batches(step)
+        # Batches arrive as global arrays: the reader transfers them where it makes them.
+        self.dataset = self.reader.batches(step, finish=self._to_global)
         batches = self.dataset
-        if self.device_prefetch:  # transfers in a thread; else in `__next__`, without a stage
+        if self.device_prefetch:  # the whole pipeline runs ahead in a thread of its own
             batches = grain.experimental.ThreadPrefetchIterDataset(
-                batches.map(self._to_global), prefetch_buffer_size=self.device_prefetch
+                batches, prefetch_buffer_size=self.device_prefetch
             )
         self._handle = [iter(batches)]
         # Close prefetch threads and workers at exit, before the interpreter tears down the
@@ -265,8 +270,6 @@ class MultiHostDataLoadIterator:
                 item = next(self._iterator)
             except StopIteration:
                 item = None
-            else:
-                item = item if self.device_prefetch else self._to_global(item)
         stop, pad = self._agree(item is not None)
         if stop:
             if item is not None:

@@ -3,6 +3,7 @@ the step on any number of hosts (real multi-process), O(1) resume on another hos
 
 import itertools
 import json
+import threading
 
 import jax
 import numpy as np
@@ -235,6 +236,35 @@ def test_worker_processes_and_device_prefetch_give_the_same_plan_batches(sources
             expected, *others = (np.asarray(next(i).targets) for i in iterators)
             for other in others:
                 np.testing.assert_array_equal(other, expected)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_read_threads_of_this_process_finish_the_batches_they_make(sources, tmp_path, workers):
+    """The loader's transfer runs where a batch is made: in this process's read threads, off
+    the consuming thread; after worker processes, in the consuming thread."""
+    from xlstm_data.api import build_reader
+
+    path, _ = sources[0]
+    reader = build_reader(
+        MemmapDataConfig(**config(path, plan_dir=str(tmp_path), worker_count=workers))
+    )
+    threads = set()
+
+    def finish(batch):
+        threads.add(threading.current_thread())
+        fields, counts = batch
+        return fields.copy(), counts
+
+    plain = itertools.islice(iter(reader.batches(0)), 150)  # several reads of 64 steps
+    finished = itertools.islice(iter(reader.batches(0, finish=finish)), 150)
+    for (fields, counts), (done, done_counts) in zip(plain, finished, strict=True):
+        np.testing.assert_array_equal(done, fields)
+        assert done_counts == counts
+    consumer = threading.current_thread()
+    if workers:
+        assert threads == {consumer}
+    else:
+        assert threads and consumer not in threads
 
 
 @settings(max_examples=80, deadline=None)

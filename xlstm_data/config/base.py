@@ -124,10 +124,11 @@ class DataConfig:
     worker_buffer_size: int = setting(1, scope="loader", in_state=False)
     """Batches each worker process keeps ready."""
     device_prefetch: int = setting(0, scope="loader", in_state=False)
-    """Batches turned into global arrays ahead of time by a background thread. 0 does it in the
-    calling thread when a batch is asked for, which JAX's asynchronous dispatch already overlaps
-    with the running step (and is fastest when the loop never waits on the devices); raise it
-    for training loops that block on every step."""
+    """Batches made and turned into global arrays ahead of time by a background thread. 0 makes
+    them in the calling thread when a batch is asked for (a global plan read in this process
+    makes and transfers them in its read threads), which JAX's asynchronous dispatch already
+    overlaps with the running step (and is fastest when the loop never waits on the devices);
+    raise it for training loops that block on every step."""
     read_block_size: int | None = setting(
         None,
         readers=("online",),

@@ -25,7 +25,7 @@ from xlstm_data.readers.inputs import Input
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.padded import PaddedDataset
 from xlstm_data.sources.protocol import DocumentSource
-from xlstm_data.stages.batch import BatchIterDataset, row_groups
+from xlstm_data.stages.batch import BatchIterDataset, Finish, row_groups
 from xlstm_data.stages.epochs import EpochBlocks, epoch_length
 from xlstm_data.stages.mix import StagedMixIterDataset
 from xlstm_data.stages.pack import PackIterDataset, Rows
@@ -234,7 +234,7 @@ class OnlineReader(ReaderBase):
             )
         return self.schedule.rows_before(step) // self.host_count
 
-    def batches(self, first_step: int) -> grain.IterDataset:
+    def batches(self, first_step: int, finish: Finish | None = None) -> grain.IterDataset:
         position = self.first_position(first_step)
         mixture = len(self.inputs) > 1
         rows = [
@@ -265,6 +265,7 @@ class OnlineReader(ReaderBase):
             pad_remainder=not self.drop_remainder,
             first_step=first_step,
             skip_steps=self.skips.steps,
+            finish=finish,
         )
         LOGGER.info(
             "Input pipeline on host %d of %d:\n%s", self.host_index, self.host_count, batches

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grain
@@ -25,6 +25,10 @@ from xlstm_data.schedule import BatchSchedule
 from xlstm_data.stages.pack import join_rows
 
 LOGGER = logging.getLogger(__name__)
+
+Finish = Callable[[tuple[np.ndarray, Counter]], Any]
+"""What becomes of each local batch `(stacked fields, counts)` where it is made: the loader's
+transfer to global arrays."""
 
 
 def row_groups(rows: grain.IterDataset, schedule: BatchSchedule) -> grain.IterDataset:
@@ -45,14 +49,17 @@ class BatchIterDataset(grain.IterDataset):
         pad_remainder: bool,
         first_step: int = 0,
         skip_steps: Sequence[int] = (),
+        finish: Finish | None = None,
     ):
         """`skip_steps`: data steps whose batches are made and dropped (same rows on every
-        run, so the steps after them are what they would have been)."""
+        run, so the steps after them are what they would have been); each batch delivered
+        goes through `finish` (if given)."""
         super().__init__(parent)
         self.schedule = schedule
         self.pad_remainder = pad_remainder
         self.first_step = first_step
         self.skip_steps = frozenset(skip_steps)
+        self.finish = finish
 
     def __iter__(self) -> _BatchIterator:
         return _BatchIterator(self._parent.__iter__(), self)
@@ -68,7 +75,7 @@ class _BatchIterator(grain.DatasetIterator):
         self._spec = spec
         self._step = spec.first_step
 
-    def __next__(self) -> tuple[np.ndarray, Counter]:
+    def __next__(self) -> Any:
         skipped = 0
         while True:
             batch = self._next_batch()
@@ -79,7 +86,7 @@ class _BatchIterator(grain.DatasetIterator):
         if skipped:  # a copy: a batch's counts may be shared with the rows it came from
             fields, counts = batch
             batch = fields, Counter(counts) + Counter(skipped_steps=skipped)
-        return batch
+        return batch if self._spec.finish is None else self._spec.finish(batch)
 
     def _next_batch(self) -> tuple[np.ndarray, Counter]:
         spec = self._spec

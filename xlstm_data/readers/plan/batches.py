@@ -32,6 +32,7 @@ from xlstm_data.readers.plan.build import Plan
 from xlstm_data.readers.skips import Skips
 from xlstm_data.schedule import BatchSchedule
 from xlstm_data.sources.protocol import DocumentSource
+from xlstm_data.stages.batch import Finish
 from xlstm_data.stages.epochs import epoch_length
 from xlstm_data.stages.pack import RowLayout
 from xlstm_data.telemetry import source_key
@@ -435,17 +436,30 @@ class PlanBatches(grain.MapDataset):
         )
 
 
-class _Batches(grain.experimental.FlatMapTransform):
-    """The list of a `PlanBatches` element, one batch at a time."""
+class FinishEach(grain.transforms.Map):
+    """Every batch of a `PlanBatches` element through `finish`."""
 
-    def __init__(self, max_fan_out: int):
+    def __init__(self, finish: Finish):
+        self.finish = finish
+
+    def map(self, element: list) -> list:
+        return [self.finish(batch) for batch in element]
+
+
+class _Batches(grain.experimental.FlatMapTransform):
+    """The list of a `PlanBatches` element, one batch at a time (each through `finish`)."""
+
+    def __init__(self, max_fan_out: int, finish: Finish | None):
         self.max_fan_out = max_fan_out
+        self.finish = finish
 
     def flat_map(self, element: list) -> list:
-        return element
+        return element if self.finish is None else FinishEach(self.finish).map(element)
 
 
-def one_batch_at_a_time(chunks: grain.IterDataset, steps_per_read: int) -> grain.IterDataset:
+def one_batch_at_a_time(
+    chunks: grain.IterDataset, steps_per_read: int, finish: Finish | None = None
+) -> grain.IterDataset:
     """The batches of a stream of `PlanBatches` elements, step after step (flattened after any
-    worker processes, which hand out whole elements in order)."""
-    return grain.experimental.FlatMapIterDataset(chunks, _Batches(steps_per_read))
+    worker processes, which hand out whole elements in order), each through `finish`."""
+    return grain.experimental.FlatMapIterDataset(chunks, _Batches(steps_per_read, finish))

@@ -22,6 +22,7 @@ from xlstm_data.readers.base import ReaderBase
 from xlstm_data.readers.inputs import Input
 from xlstm_data.readers.plan.batches import (
     EpochSlots,
+    FinishEach,
     PlanBatches,
     RowPieces,
     one_batch_at_a_time,
@@ -35,6 +36,7 @@ from xlstm_data.readers.plan.lengths import DocumentLengths, check_lengths_known
 from xlstm_data.readers.plan.parallel import Workers
 from xlstm_data.readers.plan.store import plan_for
 from xlstm_data.schedule import BatchSchedule
+from xlstm_data.stages.batch import Finish
 from xlstm_data.telemetry import source_key
 from xlstm_data.workers import in_worker_processes, read_options
 
@@ -218,7 +220,7 @@ class PlanReader(ReaderBase):
         part = self.part_of(step)
         return part.schedule.global_rows(step - part.first_step), part.max_target_length
 
-    def batches(self, first_step: int) -> grain.IterDataset:
+    def batches(self, first_step: int, finish: Finish | None = None) -> grain.IterDataset:
         parts = []
         for part in self.parts:
             if part.end_step is not None and part.end_step <= first_step:
@@ -247,14 +249,18 @@ class PlanReader(ReaderBase):
                 )
             )
         fan_out = max(p.steps_per_read for p in parts)
+        chunks = parts[0] if len(parts) == 1 else ChainedBatches(parts)
+        # In this process the read threads finish the batches they make (the consuming thread
+        # only hands them on); worker processes hand plain arrays over, finished after them.
+        in_process = self.settings.worker_count == 0
+        if in_process and finish is not None:
+            chunks = chunks.map(FinishEach(finish))
         chunks = in_worker_processes(
-            (parts[0] if len(parts) == 1 else ChainedBatches(parts)).to_iter_dataset(
-                self._read_options
-            ),
+            chunks.to_iter_dataset(self._read_options),
             self.settings.worker_count,
             self.settings.worker_buffer_size,
         )
-        return one_batch_at_a_time(chunks, fan_out)
+        return one_batch_at_a_time(chunks, fan_out, finish=None if in_process else finish)
 
     def documents_at(self, step: int) -> list[dict[str, Any]]:
         """Every piece of the global batch at `step`, row by row: its source, record key and
